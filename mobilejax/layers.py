@@ -1,0 +1,279 @@
+"""Building blocks shared by every model family.
+
+One place for: the channel-rounding rule (`make_divisible`), the activation registry, the convolution used by
+every layer (standard, pointwise and depthwise, with interchangeable depthwise implementations), conv-BN-activation,
+squeeze-excite, and channel split / channel shuffle.
+
+Depthwise convolution is canonically `feature_group_count == channels`. `depthwise_impl` picks how it is computed:
+  - "xla":   `lax.conv_general_dilated(..., feature_group_count=C)` (the reference; fast on GPU/TPU),
+  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU),
+  - "auto":  "shift" on CPU, "xla" elsewhere.
+All implementations share parameters (kernel shape `(k, k, 1, C)`) and padding semantics, so a checkpoint trained
+with one evaluates identically with another.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+Dtype = Any
+
+# --------------------------------------------------------------------------------------------------------------------
+# Channel rounding
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round `value` to the nearest multiple of `divisor`, never going down by more than 10% (TF-slim rule)."""
+    if divisor <= 0:
+        raise ValueError(f"divisor must be a positive integer, got {divisor!r}")
+    min_value = divisor if min_value is None else min_value
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return int(new_value)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Activations
+
+
+def _linear(x):
+    return x
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "relu6": jax.nn.relu6,
+    "hard_swish": jax.nn.hard_swish,
+    "hard_sigmoid": jax.nn.hard_sigmoid,
+    "swish": jax.nn.silu,
+    "silu": jax.nn.silu,
+    "gelu": jax.nn.gelu,
+    "sigmoid": jax.nn.sigmoid,
+    "linear": _linear,
+    "identity": _linear,
+}
+
+
+def get_activation(name: str | None) -> Callable[[jax.Array], jax.Array]:
+    """Activation function by registry name (`None` means linear)."""
+    if name is None:
+        return _linear
+    if not isinstance(name, str) or name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known activations: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[name]
+
+
+def check_activation(name: str | None, what: str = "activation") -> None:
+    if name is not None and name not in ACTIVATIONS:
+        raise ValueError(f"unknown {what} {name!r}; known activations: {', '.join(sorted(ACTIVATIONS))}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Convolution
+
+DEPTHWISE_IMPLS = ("auto", "xla", "shift")
+
+conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")  # He (fan-out), as torchvision
+
+
+def resolve_depthwise_impl(impl: str) -> str:
+    if impl not in DEPTHWISE_IMPLS:
+        raise ValueError(f"unknown depthwise_impl {impl!r}; allowed: {', '.join(DEPTHWISE_IMPLS)}")
+    if impl == "auto":
+        return "shift" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
+def _out_size(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+def depthwise_conv_xla(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
+    """Reference depthwise convolution: grouped convolution with one group per channel."""
+    return jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
+
+
+def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
+    """Depthwise convolution as k*k shifted (strided) slices times per-channel weights, summed.
+
+    Same result and padding as `depthwise_conv_xla`; XLA on CPU compiles this to fused elementwise loops, which run
+    an order of magnitude faster than its grouped-convolution kernel (forward and backward).
+    """
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    n, h, w, c = x.shape
+    ho, wo = _out_size(h, kh, stride, pad), _out_size(w, kw, stride, pad)
+    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))) if pad else x
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            patch = jax.lax.slice(
+                xp, (0, i, j, 0), (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c), (1, stride, stride, 1))
+            term = patch * kernel[i, j, 0]
+            out = term if out is None else out + term
+    return out
+
+
+class Conv(nn.Module):
+    """2-D convolution with symmetric padding `(k - 1) // 2` (torchvision semantics), NHWC.
+
+    `depthwise=True` makes a depthwise convolution (one filter per input channel, `features` must equal the input
+    channels); the kernel is stored as `(k, k, 1, C)` like `nn.Conv(feature_group_count=C)`.
+    """
+    features: int
+    kernel_size: int = 1
+    strides: int = 1
+    depthwise: bool = False
+    use_bias: bool = False
+    depthwise_impl: str = "auto"
+    dtype: Dtype | None = None
+    param_dtype: Dtype = jnp.float32
+    kernel_init: Callable = conv_kernel_init
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s = self.kernel_size, self.strides
+        pad = (k - 1) // 2
+        cin = x.shape[-1]
+        if self.depthwise and self.features != cin:
+            raise ValueError(f"depthwise conv needs features == input channels, got {self.features} vs {cin}")
+        in_per_group = 1 if self.depthwise else cin
+        kernel = self.param("kernel", self.kernel_init, (k, k, in_per_group, self.features), self.param_dtype)
+        dtype = self.dtype or jnp.result_type(x.dtype, self.param_dtype)
+        x = x.astype(dtype)
+        kernel = kernel.astype(dtype)
+        if self.depthwise:
+            impl = resolve_depthwise_impl(self.depthwise_impl)
+            fn = depthwise_conv_shift if impl == "shift" else depthwise_conv_xla
+            y = fn(x, kernel, s, pad)
+        elif k == 1:
+            if s > 1:
+                x = x[:, ::s, ::s, :]
+            y = jnp.einsum("nhwc,cd->nhwd", x, kernel[0, 0])
+        else:
+            y = jax.lax.conv_general_dilated(
+                x, kernel, window_strides=(s, s), padding=((pad, pad), (pad, pad)),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        if self.use_bias:
+            bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
+            y = y + bias.astype(dtype)
+        return y
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSettings:
+    """Settings every conv-BN layer of a model shares (passed to blocks as one hashable field)."""
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    depthwise_impl: str = "auto"
+    dtype: Dtype | None = None
+
+
+def conv_bn(x: jax.Array, features: int, kernel_size: int = 1, strides: int = 1, *, act: str | None, train: bool,
+            name: str, ls: LayerSettings, depthwise: bool = False) -> jax.Array:
+    """conv (submodule `conv_{name}`, no bias) -> BatchNorm (`bn_{name}`) -> activation (registry name; None = linear).
+
+    Call it from inside a `@nn.compact` method: the submodules attach to the calling module.
+    """
+    x = Conv(features, kernel_size, strides, depthwise=depthwise, depthwise_impl=ls.depthwise_impl, dtype=ls.dtype,
+             name=f"conv_{name}")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=ls.bn_momentum, epsilon=ls.bn_epsilon, dtype=ls.dtype,
+                     name=f"bn_{name}")(x)
+    return get_activation(act)(x)
+
+
+class ModelCommon(nn.Module):
+    """Fields and checks every model family shares (a base class, not a model)."""
+    num_classes: int = 1000
+    alpha: float = 1.0
+    dropout: float = 0.2
+    bn_momentum: float = 0.9
+    bn_epsilon: float = 1e-5
+    small_input: bool = False
+    depthwise_impl: str = "auto"
+    dtype: Dtype | None = None
+
+    def __post_init__(self):
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
+            raise ValueError(f"alpha (width multiplier) must be a number > 0, got {self.alpha!r}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {self.num_classes!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.depthwise_impl not in DEPTHWISE_IMPLS:
+            raise ValueError(f"unknown depthwise_impl {self.depthwise_impl!r}; allowed: {', '.join(DEPTHWISE_IMPLS)}")
+        super().__post_init__()
+
+    @property
+    def ls(self) -> LayerSettings:
+        return LayerSettings(self.bn_momentum, self.bn_epsilon, self.depthwise_impl, self.dtype)
+
+    def head(self, x: jax.Array, train: bool) -> jax.Array:
+        """Dropout -> linear classifier (`classifier`), logits in float32."""
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.Dense(self.num_classes, dtype=self.dtype, name="classifier")(x)
+        return x.astype(jnp.float32)
+
+    def check_input(self, x: jax.Array, total_stride: int) -> None:
+        model = type(self).__name__
+        if x.ndim != 4:
+            raise ValueError(f"{model} expects NHWC images (4-D), got shape {tuple(x.shape)}")
+        h, w = x.shape[1], x.shape[2]
+        if min(h, w) < total_stride:
+            hint = "" if self.small_input else " (small_input=True lowers this to 8, for 32x32 data)"
+            raise ValueError(f"resolution {h}x{w} is too small for {model}: its strides reduce the input "
+                             f"{total_stride}x, so height and width must be at least {total_stride}{hint}")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Squeeze-excite, channel split and channel shuffle
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: global pool -> 1x1 reduce (+bias) -> act -> 1x1 expand (+bias) -> gate -> scale."""
+    squeeze_channels: int
+    activation: str = "relu"
+    gate: str = "hard_sigmoid"
+    dtype: Dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        s = jnp.mean(x, axis=(1, 2), keepdims=True)
+        s = Conv(self.squeeze_channels, 1, use_bias=True, dtype=self.dtype, name="conv_reduce")(s)
+        s = get_activation(self.activation)(s)
+        s = Conv(c, 1, use_bias=True, dtype=self.dtype, name="conv_expand")(s)
+        return x * get_activation(self.gate)(s).astype(x.dtype)
+
+
+def channel_split(x: jax.Array, sections: int = 2) -> Sequence[jax.Array]:
+    """Split the channel axis into `sections` equal parts."""
+    c = x.shape[-1]
+    if c % sections:
+        raise ValueError(f"cannot split {c} channels into {sections} equal parts")
+    return jnp.split(x, sections, axis=-1)
+
+
+def channel_shuffle(x: jax.Array, groups: int = 2) -> jax.Array:
+    """ShuffleNet channel shuffle: (.., g * n) -> reshape (g, n) -> transpose -> (.., n * g)."""
+    c = x.shape[-1]
+    if groups < 1 or c % groups:
+        raise ValueError(f"channel_shuffle: {c} channels are not divisible into groups={groups}")
+    lead = x.shape[:-1]
+    x = x.reshape(*lead, groups, c // groups)
+    x = jnp.swapaxes(x, -1, -2)
+    return x.reshape(*lead, c)
+
+
+def channel_unshuffle(x: jax.Array, groups: int = 2) -> jax.Array:
+    """Inverse of `channel_shuffle(x, groups)`."""
+    c = x.shape[-1]
+    if groups < 1 or c % groups:
+        raise ValueError(f"channel_unshuffle: {c} channels are not divisible into groups={groups}")
+    return channel_shuffle(x, c // groups)

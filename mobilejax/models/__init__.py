@@ -1,0 +1,53 @@
+"""Model registry: `create_model(name, **knobs)` for every family, failing with the list of known names."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+from flax import linen as nn
+
+from mobilejax.models.mobilenet_v1 import MobileNetV1
+from mobilejax.models.mobilenet_v2 import MobileNetV2
+from mobilejax.models.mobilenet_v3 import MobileNetV3
+from mobilejax.models.shufflenet_v2 import ShuffleNetV2
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "mobilenet_v1": MobileNetV1,
+    "mobilenet_v2": MobileNetV2,
+    "mobilenet_v3_large": functools.partial(MobileNetV3, variant="large"),
+    "mobilenet_v3_small": functools.partial(MobileNetV3, variant="small"),
+    "shufflenet_v2": ShuffleNetV2,
+}
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def model_class(name: str) -> type:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
+    ctor = MODELS[name]
+    return ctor.func if isinstance(ctor, functools.partial) else ctor
+
+
+def model_knobs(name: str) -> list[str]:
+    """The keyword arguments (config fields) `create_model(name, ...)` accepts."""
+    fixed = getattr(MODELS[name], "keywords", {}) if name in MODELS else {}
+    return [f.name for f in dataclasses.fields(model_class(name))
+            if f.name not in ("parent", "name") and f.name not in fixed]
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build a model by registry name, e.g. `create_model("mobilenet_v3_small", num_classes=5, alpha=0.75)`."""
+    cls = model_class(name)
+    knobs = model_knobs(name)
+    unknown = sorted(set(kwargs) - set(knobs))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; allowed: {', '.join(knobs)}")
+    return MODELS[name](**kwargs)
+
+
+__all__ = ["MODELS", "create_model", "model_names", "model_knobs", "MobileNetV1", "MobileNetV2", "MobileNetV3",
+           "ShuffleNetV2"]
