@@ -49,5 +49,26 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS[name](**kwargs)
 
 
-__all__ = ["MODELS", "create_model", "model_names", "model_knobs", "MobileNetV1", "MobileNetV2", "MobileNetV3",
+__all__ = ["MODELS", "create_model", "create_model_from_config", "model_names", "model_knobs", "MobileNetV1", "MobileNetV2", "MobileNetV3",
            "ShuffleNetV2"]
+
+
+def create_model_from_config(model_config: Any, **overrides: Any) -> nn.Module:
+    """Build from a config section {name, knob: value-or-None}: `None` keeps the family's default; a knob set for a
+    family that has no such option is an error (never silently ignored). `overrides` (e.g. num_classes, dtype) win."""
+    cfg = dict(model_config.items() if hasattr(model_config, "items") else model_config)
+    name = cfg.pop("name", None)
+    if name is None:
+        raise ValueError("the model config has no 'name'; known models: " + ", ".join(model_names()))
+    model_class(name)  # fails listing known names
+    knobs = set(model_knobs(name))
+    kwargs = {}
+    for k, v in cfg.items():
+        if v is None:
+            continue
+        if k not in knobs:
+            raise ValueError(f"config.model.{k}={v!r} is not an option of {name}; its options: "
+                             f"{', '.join(sorted(knobs))}")
+        kwargs[k] = v
+    kwargs.update({k: v for k, v in overrides.items() if v is not None})
+    return create_model(name, **kwargs)

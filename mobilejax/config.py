@@ -1,0 +1,149 @@
+"""Default hyper-parameters of every run; each config in configs/ starts from `get_config()` and overrides.
+
+Fields:
+  model.*  the model's registry name and knobs (`None` = the family's default; a knob the family lacks is an error)
+  data.*   dataset, splits, resolution and augmentation
+  optim.*  optimizer, learning-rate schedule and regularisation
+  the rest: run length, batch size, evaluation/checkpoint cadence, precision, logging.
+"""
+import ast
+
+import ml_collections
+from ml_collections import config_dict
+
+# Every model knob of every family (see mobilejax.models); placeholders keep types for command-line overrides.
+MODEL_KNOBS = {
+    "alpha": float, "dropout": float, "bn_momentum": float, "bn_epsilon": float, "small_input": bool,
+    "depthwise_impl": str, "activation": str, "kernel_size": int, "round_nearest": int,
+    "separable": bool,                                                            # mobilenet_v1
+    "expansion": float, "bottleneck_activation": str, "residual": bool, "last_channels": int,  # mobilenet_v2
+    "se": bool, "minimalistic": bool, "se_gate": str,                            # mobilenet_v3_*
+    "shuffle": bool, "groups": int,                                              # shufflenet_v2
+}
+
+
+def model_config(name: str, **knobs) -> ml_collections.ConfigDict:
+    m = ml_collections.ConfigDict()
+    m.name = name
+    m.num_classes = config_dict.placeholder(int)  # None: from the dataset
+    for k, t in MODEL_KNOBS.items():
+        setattr(m, k, config_dict.placeholder(t))
+    for k, v in knobs.items():
+        if k not in m:
+            raise KeyError(f"unknown model knob {k!r}; known: {', '.join(sorted(m.keys()))}")
+        setattr(m, k, v)
+    return m
+
+
+def get_config():
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.model = model_config("mobilenet_v2")
+
+    config.data = ml_collections.ConfigDict()
+    config.data.dataset = "tf_flowers"            # a tfds name, "image_folder:PATH", or "sklearn_digits"
+    config.data.data_dir = config_dict.placeholder(str)  # tfds data_dir (None: tfds' default)
+    config.data.train_split = "train[:90%]"
+    config.data.eval_split = "train[90%:]"
+    config.data.image_size = 224
+    config.data.train_augment = "random_resized_crop"  # "random_resized_crop" | "pad_crop" | "none"
+    config.data.random_flip = True
+    config.data.min_crop_area = 0.08             # random_resized_crop's smallest area fraction
+    config.data.crop_padding = 4                 # pad_crop's padding, in pixels at image_size
+    config.data.eval_resize = "center_crop"      # "center_crop" (resize shorter side, crop 87.5%) | "resize"
+    config.data.eval_crop_fraction = 0.875
+    config.data.shuffle_buffer = 10_000
+    config.data.cache = True                     # cache decoded examples in memory (small datasets)
+    config.data.num_parallel_calls = -1          # -1: tf.data AUTOTUNE
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.optimizer = "sgd"               # "sgd" | "rmsprop" | "adamw"
+    config.optim.learning_rate = 0.1             # peak learning rate for batch_size (no implicit scaling)
+    config.optim.momentum = 0.9
+    config.optim.nesterov = True
+    config.optim.rmsprop_decay = 0.9
+    config.optim.rmsprop_eps = 1e-3
+    config.optim.adam_b1 = 0.9
+    config.optim.adam_b2 = 0.999
+    config.optim.weight_decay = 4e-5
+    config.optim.decay_bn_and_bias = False      # False: no weight decay on BatchNorm scales/offsets and biases
+    config.optim.schedule = "cosine"            # "cosine" | "step" | "exponential" | "constant"
+    config.optim.warmup_epochs = 1.0
+    config.optim.step_epochs = (30, 60, 90)     # "step": multiply by step_factor at these epochs
+    config.optim.step_factor = 0.1
+    config.optim.decay_rate = 0.97              # "exponential": lr *= decay_rate every decay_epochs
+    config.optim.decay_epochs = 2.4
+    config.optim.min_lr_ratio = 0.0             # "cosine": final lr as a fraction of the peak
+    config.optim.label_smoothing = 0.1
+    config.optim.grad_clip_norm = 0.0           # 0: off
+    config.optim.ema_decay = 0.0                # 0: off; e.g. 0.9999 for an EMA of the weights used for eval
+
+    config.batch_size = 64
+    config.eval_batch_size = 128
+    config.num_epochs = 10.0
+    config.num_train_steps = -1                 # > 0 overrides num_epochs
+    config.dtype = "float32"                    # compute dtype: "float32" | "bfloat16" (parameters stay float32)
+
+    config.log_every_steps = 20
+    config.eval_every_epochs = 1.0
+    config.checkpoint_every_steps = 500
+    config.keep_checkpoints = 2
+    config.progress = True                      # progress bar on the terminal
+    config.overwrite = False                    # True: allow a workdir holding another model's run to be replaced
+    return config
+
+
+# Short names accepted in config arguments ("configs/x.py:model=mobilenet_v3_small,alpha=0.5,res=160").
+ARG_ALIASES = {"alpha": "model.alpha", "dataset": "data.dataset", "res": "data.image_size",
+               "resolution": "data.image_size", "batch": "batch_size", "epochs": "num_epochs",
+               "steps": "num_train_steps", "lr": "optim.learning_rate"}
+
+
+def parse_arg(arg: str | None) -> dict:
+    """"a=1,b=x" -> {"a": 1, "b": "x"} (values parsed as Python literals where they are one)."""
+    out = {}
+    for item in (arg or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ValueError(f"config argument {item!r} is not KEY=VALUE; e.g. model=mobilenet_v2,alpha=0.5")
+        key, value = item.split("=", 1)
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pass
+        out[key.strip()] = value
+    return out
+
+
+def apply_args(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+    """Apply config arguments: `model=NAME` resets the model section to that family's defaults; `alpha`, `dataset`,
+    `res`, `batch`, `epochs`, `steps`, `lr` are short names; any other key is a dotted path (e.g. optim.optimizer)."""
+    args = parse_arg(arg)
+    if "model" in args:
+        config.model = model_config(str(args.pop("model")))
+    for key, value in args.items():
+        path = ARG_ALIASES.get(key, key)
+        set_path(config, path, value, what="config argument")
+    return config
+
+
+def set_path(config: ml_collections.ConfigDict, path: str, value, what: str = "override"):
+    """Set `a.b.c` in a config, failing with the known keys when any part of the path does not exist."""
+    node = config
+    parts = path.split(".")
+    for i, part in enumerate(parts):
+        if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+            where = ".".join(parts[:i]) or "config"
+            known = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "(none)"
+            raise KeyError(f"{what} {path!r}: {where} has no key {part!r}; known keys: {known}")
+        if i < len(parts) - 1:
+            node = node[part]
+    if isinstance(value, float) and isinstance(node[parts[-1]], int) and not isinstance(node[parts[-1]], bool) \
+            and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(node[parts[-1]], float):
+        value = float(value)
+    node[parts[-1]] = value
