@@ -147,3 +147,20 @@ def set_path(config: ml_collections.ConfigDict, path: str, value, what: str = "o
     if isinstance(value, int) and not isinstance(value, bool) and isinstance(node[parts[-1]], float):
         value = float(value)
     node[parts[-1]] = value
+
+
+def from_dict(values: dict) -> ml_collections.ConfigDict:
+    """Rebuild a run's config (e.g. a workdir's config.json) on top of the typed defaults."""
+    config = get_config()
+
+    def merge(node, d, prefix):
+        for k, v in d.items():
+            if k not in node:
+                raise KeyError(f"saved config has unknown key {prefix + k!r}")
+            if isinstance(node[k], ml_collections.ConfigDict):
+                merge(node[k], v, prefix + k + ".")
+            else:
+                node[k] = tuple(v) if isinstance(v, list) else v
+
+    merge(config, values, "")
+    return config

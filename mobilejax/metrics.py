@@ -1,0 +1,96 @@
+"""Run logs: scalars to `WORKDIR/metrics.jsonl` (one JSON object per line, easy to aggregate) and to TensorBoard
+event files in `WORKDIR/tensorboard`; learning-curve plots (PNG, matplotlib)."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Iterable
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    path = os.path.join(workdir, METRICS_FILE)
+    if not os.path.exists(path):
+        return []
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:  # a line cut short by a kill: ignore it
+                    continue
+    return rows
+
+
+class MetricWriter:
+    """Appends scalars; on resume, `truncate_after(step)` drops lines logged after the restored checkpoint."""
+
+    def __init__(self, workdir: str, tensorboard: bool = True):
+        self.workdir = workdir
+        self.path = os.path.join(workdir, METRICS_FILE)
+        self._tb = None
+        if tensorboard:
+            import tensorflow as tf  # CPU-only input-pipeline dependency; used here for its event-file writer
+            self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+    def truncate_after(self, step: int) -> None:
+        rows = [r for r in read_metrics(self.workdir) if r.get("step", 0) <= step]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        os.replace(tmp, self.path)
+
+    def write(self, step: int, scalars: dict) -> None:
+        row = {"step": int(step)}
+        for k, v in scalars.items():
+            v = float(v)
+            row[k] = v if math.isfinite(v) else str(v)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            import tensorflow as tf
+            with self._tb.as_default(step=int(step)):
+                for k, v in scalars.items():
+                    tf.summary.scalar(k, float(v))
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def plot_learning_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> str:
+    """One figure: training loss (left) and validation accuracy (right) against epoch, one line per run."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, rows in runs.items():
+        tr = [(r["epoch"], r["train_loss"]) for r in rows if "train_loss" in r and "epoch" in r]
+        ev = [(r["epoch"], r["eval_accuracy"]) for r in rows if "eval_accuracy" in r and "epoch" in r]
+        if tr:
+            ax_loss.plot(*zip(*tr), label=label, lw=1.2)
+        if ev:
+            ax_acc.plot(*zip(*ev), marker="o", ms=3, label=label, lw=1.2)
+    ax_loss.set(xlabel="epoch", ylabel="training loss", title="training loss")
+    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    if len(runs) > 1 or any(runs):
+        ax_acc.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def iter_finite(values: Iterable[float]) -> list[float]:
+    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]

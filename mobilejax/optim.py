@@ -1,0 +1,65 @@
+"""Optimizers and learning-rate schedules (optax), built from `config.optim`.
+
+Schedules: linear warmup followed by "cosine", "step" (x step_factor at step_epochs), "exponential" (x decay_rate
+every decay_epochs, staircase, as the MobileNet papers' RMSProp recipe) or "constant".
+Optimizers: "sgd" (momentum, Nesterov; weight decay as L2 added to the gradient), "rmsprop" (the MobileNet papers'),
+"adamw" (decoupled weight decay). BatchNorm parameters and biases are excluded from weight decay unless
+`decay_bn_and_bias` is set; `grad_clip_norm` > 0 clips by global norm.
+"""
+from __future__ import annotations
+
+import jax
+import optax
+
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+SCHEDULES = ("cosine", "step", "exponential", "constant")
+
+
+def create_schedule(optim_config, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
+    c = optim_config
+    if c.schedule not in SCHEDULES:
+        raise ValueError(f"unknown optim.schedule {c.schedule!r}; allowed: {', '.join(SCHEDULES)}")
+    if not c.learning_rate > 0:
+        raise ValueError(f"optim.learning_rate must be > 0, got {c.learning_rate!r}")
+    peak = float(c.learning_rate)
+    warmup = min(int(round(c.warmup_epochs * steps_per_epoch)), max(total_steps - 1, 0))
+    rest = max(total_steps - warmup, 1)
+    if c.schedule == "cosine":
+        main = optax.cosine_decay_schedule(peak, rest, alpha=c.min_lr_ratio)
+    elif c.schedule == "step":
+        boundaries = {int(e * steps_per_epoch) - warmup: c.step_factor for e in c.step_epochs
+                      if int(e * steps_per_epoch) > warmup}
+        main = optax.piecewise_constant_schedule(peak, boundaries)
+    elif c.schedule == "exponential":
+        main = optax.exponential_decay(peak, max(int(round(c.decay_epochs * steps_per_epoch)), 1), c.decay_rate,
+                                       staircase=True)
+    else:
+        main = optax.constant_schedule(peak)
+    if warmup <= 0:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), main], [warmup])
+
+
+def decay_mask(params):
+    """True for the parameters weight decay applies to: kernels (ndim > 1), not BatchNorm scales/offsets or biases."""
+    return jax.tree.map(lambda p: p.ndim > 1, params)
+
+
+def create_optimizer(optim_config, schedule: optax.Schedule) -> optax.GradientTransformation:
+    c = optim_config
+    if c.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optim.optimizer {c.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    mask = None if c.decay_bn_and_bias else decay_mask
+    chain = []
+    if c.grad_clip_norm and c.grad_clip_norm > 0:
+        chain.append(optax.clip_by_global_norm(c.grad_clip_norm))
+    if c.optimizer == "adamw":
+        chain.append(optax.adamw(schedule, b1=c.adam_b1, b2=c.adam_b2, weight_decay=c.weight_decay, mask=mask))
+        return optax.chain(*chain)
+    if c.weight_decay:
+        chain.append(optax.add_decayed_weights(c.weight_decay, mask=mask))
+    if c.optimizer == "sgd":
+        chain.append(optax.sgd(schedule, momentum=c.momentum or None, nesterov=bool(c.nesterov and c.momentum)))
+    else:
+        chain.append(optax.rmsprop(schedule, decay=c.rmsprop_decay, eps=c.rmsprop_eps, momentum=c.momentum or None))
+    return optax.chain(*chain)
