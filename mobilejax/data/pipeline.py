@@ -1,0 +1,256 @@
+"""tf.data input pipeline: deterministic, resumable training batches and exact, padded evaluation batches.
+
+Training stream (`Datasets.train_batches(start_step)`), for epoch e = start_epoch, start_epoch + 1, ...:
+  undecoded split (cached in memory when data.cache) -> shuffle(buffer, seed=f(seed, e)) -> enumerate (position p)
+  -> keep the first steps_per_epoch * batch_size -> [first epoch only] skip to the resume offset
+  then, across epochs: parallel deterministic decode + augment keyed by (seed, e, p) -> batch(drop_remainder) -> prefetch.
+Every epoch contributes exactly steps_per_epoch batches, so step s is batch s % steps_per_epoch of epoch
+s // steps_per_epoch, and `train_batches(s)` yields exactly what `train_batches(0)` yields from its s-th batch on.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from mobilejax.data import preprocess
+from mobilejax.data.sources import Split, open_source
+
+_SHUFFLE_STREAM = 0x5348  # separate key streams for the epoch shuffle and the augmentation
+_AUGMENT_STREAM = 0x4155
+
+
+def _field(cfg, name, default=None):
+    try:
+        value = cfg[name]
+    except (KeyError, AttributeError, TypeError):
+        return default
+    return default if value is None else value
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    dataset: str
+    data_dir: str | None
+    train_split: str
+    eval_split: str
+    image_size: int
+    train_augment: str
+    random_flip: bool
+    min_crop_area: float
+    crop_padding: int
+    pad_mode: str
+    eval_resize: str
+    eval_crop_fraction: float
+    shuffle_buffer: int
+    cache: bool
+    num_parallel_calls: int
+
+    @classmethod
+    def from_config(cls, cfg) -> "_Options":
+        o = cls(
+            dataset=_field(cfg, "dataset", ""), data_dir=_field(cfg, "data_dir"),
+            train_split=_field(cfg, "train_split", "train"), eval_split=_field(cfg, "eval_split", "test"),
+            image_size=_field(cfg, "image_size", 224), train_augment=_field(cfg, "train_augment", "random_resized_crop"),
+            random_flip=bool(_field(cfg, "random_flip", True)), min_crop_area=float(_field(cfg, "min_crop_area", 0.08)),
+            crop_padding=_field(cfg, "crop_padding", 4), pad_mode=_field(cfg, "pad_mode", "reflect"),
+            eval_resize=_field(cfg, "eval_resize", "center_crop"),
+            eval_crop_fraction=float(_field(cfg, "eval_crop_fraction", 0.875)),
+            shuffle_buffer=_field(cfg, "shuffle_buffer", 10_000), cache=bool(_field(cfg, "cache", True)),
+            num_parallel_calls=_field(cfg, "num_parallel_calls", -1))
+        o.validate()
+        return o
+
+    def validate(self):
+        def bad(name, value, allowed):
+            raise ValueError(f"data.{name}={value!r} is invalid; allowed: {allowed}")
+
+        if self.train_augment not in preprocess.TRAIN_AUGMENTS:
+            bad("train_augment", self.train_augment, ", ".join(repr(a) for a in preprocess.TRAIN_AUGMENTS))
+        if self.eval_resize not in preprocess.EVAL_RESIZES:
+            bad("eval_resize", self.eval_resize, ", ".join(repr(a) for a in preprocess.EVAL_RESIZES))
+        if self.pad_mode not in preprocess.PAD_MODES:
+            bad("pad_mode", self.pad_mode, ", ".join(repr(a) for a in preprocess.PAD_MODES))
+        if not isinstance(self.image_size, int) or self.image_size < 1:
+            bad("image_size", self.image_size, "a positive integer")
+        if not 0.0 < self.min_crop_area <= 1.0:
+            bad("min_crop_area", self.min_crop_area, "a fraction in (0, 1]")
+        if not 0.0 < self.eval_crop_fraction <= 1.0:
+            bad("eval_crop_fraction", self.eval_crop_fraction, "a fraction in (0, 1]")
+        if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
+            bad("crop_padding", self.crop_padding, "an integer >= 0")
+        if (self.train_augment == "pad_crop" and self.pad_mode == "reflect"
+                and self.crop_padding >= self.image_size):
+            bad("crop_padding", self.crop_padding, f"< image_size ({self.image_size}) with reflect padding")
+        if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 0:
+            bad("shuffle_buffer", self.shuffle_buffer, "an integer >= 0 (0 or 1: no shuffling)")
+        if not isinstance(self.num_parallel_calls, int) or (self.num_parallel_calls < 1
+                                                             and self.num_parallel_calls != -1):
+            bad("num_parallel_calls", self.num_parallel_calls, "-1 (AUTOTUNE) or a positive integer")
+
+    @property
+    def parallel(self) -> int:
+        return tf.data.AUTOTUNE if self.num_parallel_calls == -1 else self.num_parallel_calls
+
+
+def _eval_map(o: _Options):
+    def fn(ex):
+        image = preprocess.eval_preprocess(ex["image"], image_size=o.image_size, eval_resize=o.eval_resize,
+                                           crop_fraction=o.eval_crop_fraction)
+        return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": tf.ones([], tf.float32)}
+    return fn
+
+
+def _stream_key(seed: int, stream: int) -> tf.Tensor:
+    return tf.constant([seed, stream], tf.int64)
+
+
+class Datasets:
+    """Train/eval input pipelines over one dataset; see `get_datasets`."""
+
+    def __init__(self, options: _Options, batch_size: int, eval_batch_size: int, seed: int):
+        self._o = options
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.seed = int(seed)
+        self._source = open_source(options.dataset, options.data_dir, options.cache)
+        self.class_names: list[str] = list(self._source.class_names)
+        self.num_classes: int = len(self.class_names)
+        self.image_size: int = options.image_size
+        self._train = self._source.load(options.train_split)
+        self._eval_splits: dict[str, Split] = {options.eval_split: self._source.load(options.eval_split)}
+        self.num_train_examples: int = self._train.num_examples
+        self.num_eval_examples: int = self._eval_splits[options.eval_split].num_examples
+        self.steps_per_epoch: int = self.num_train_examples // self.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"batch_size={self.batch_size} is larger than the {self.num_train_examples} training "
+                             f"examples of split {options.train_split!r}: an epoch would hold no batch")
+
+    @property
+    def train_split(self) -> str:
+        return self._o.train_split
+
+    @property
+    def eval_split(self) -> str:
+        return self._o.eval_split
+
+    @property
+    def num_eval_steps(self) -> int:
+        """Batches in one pass over the eval split (the last one padded)."""
+        return -(-self.num_eval_examples // self.eval_batch_size)
+
+    # ---- training -------------------------------------------------------------------------------------------------
+    def train_dataset(self, start_step: int = 0) -> tf.data.Dataset:
+        """The infinite training `tf.data.Dataset` starting at global step `start_step`."""
+        if int(start_step) < 0:
+            raise ValueError(f"start_step={start_step} must be >= 0")
+        o, b, spe = self._o, self.batch_size, self.steps_per_epoch
+        start_epoch, offset_steps = divmod(int(start_step), spe)
+        per_epoch = spe * b
+        base = self._train.dataset
+        buffer = max(1, min(o.shuffle_buffer, self.num_train_examples))
+        shuffle_key = _stream_key(self.seed, _SHUFFLE_STREAM)
+        augment_key = _stream_key(self.seed, _AUGMENT_STREAM)
+
+        def epoch(e):
+            ds = base
+            if buffer > 1:
+                epoch_key = tf.random.experimental.stateless_fold_in(shuffle_key, e)
+                seed = tf.random.stateless_uniform([], seed=epoch_key, minval=None, maxval=None, dtype=tf.int64)
+                ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+            ds = ds.enumerate()
+            # `filter` (not `take`) reads the epoch to its end, so the in-memory cache is completed in epoch one.
+            ds = ds.filter(lambda p, ex: p < per_epoch)
+            ds = ds.skip(tf.where(tf.equal(e, start_epoch), tf.constant(offset_steps * b, tf.int64), 0))
+            return ds.map(lambda p, ex: (e, p, ex))
+
+        def augment(e, p, ex):
+            key = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(augment_key, e), p)
+            image = preprocess.train_preprocess(
+                ex["image"], key, image_size=o.image_size, augment=o.train_augment, random_flip=o.random_flip,
+                min_crop_area=o.min_crop_area, crop_padding=o.crop_padding, pad_mode=o.pad_mode)
+            return {"image": image, "label": tf.cast(ex["label"], tf.int32)}
+
+        ds = tf.data.Dataset.counter(start_epoch).flat_map(epoch)
+        ds = ds.map(augment, num_parallel_calls=o.parallel, deterministic=True)
+        ds = ds.batch(b, drop_remainder=True)
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+    def train_batches(self, start_step: int = 0) -> Iterator[dict]:
+        """Infinite iterator of {"image": float32 [B, H, W, 3], "label": int32 [B]}, from global step `start_step`."""
+        return _iterate(self.train_dataset(start_step), self._source, self._train)
+
+    # ---- evaluation -----------------------------------------------------------------------------------------------
+    def _eval_split(self, split: str | None) -> Split:
+        split = self._o.eval_split if split is None else split
+        if split not in self._eval_splits:
+            self._eval_splits[split] = self._source.load(split)
+        return self._eval_splits[split]
+
+    def eval_dataset(self, split: str | None = None) -> tf.data.Dataset:
+        """One pass over `split` (default data.eval_split) in batches of eval_batch_size, the last padded (mask 0)."""
+        e = self.eval_batch_size
+
+        def pad(batch):
+            n = tf.shape(batch["label"])[0]
+            return {k: tf.pad(v, [[0, e - n]] + [[0, 0]] * (len(v.shape) - 1)) for k, v in batch.items()}
+
+        ds = self._eval_split(split).dataset
+        ds = ds.map(_eval_map(self._o), num_parallel_calls=self._o.parallel, deterministic=True)
+        ds = ds.batch(e).map(pad)
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+    def eval_batches(self, split: str | None = None) -> Iterator[dict]:
+        """One pass: {"image": float32 [E, H, W, 3], "label": int32 [E], "mask": float32 [E]}; every example of the
+        split exactly once, padding examples (label 0, zero image) in the last batch have mask 0."""
+        split_obj = self._eval_split(split)
+        return _iterate(self.eval_dataset(split), self._source, split_obj)
+
+    def __repr__(self):
+        return (f"Datasets({self._o.dataset!r}, classes={self.num_classes}, train={self._o.train_split!r} "
+                f"({self.num_train_examples}), eval={self._o.eval_split!r} ({self.num_eval_examples}), "
+                f"image_size={self.image_size}, batch={self.batch_size}, steps_per_epoch={self.steps_per_epoch})")
+
+
+def _options() -> tf.data.Options:
+    options = tf.data.Options()
+    options.deterministic = True
+    return options
+
+
+def _iterate(ds: tf.data.Dataset, source, split: Split) -> Iterator[dict]:
+    iterator = ds.as_numpy_iterator()
+
+    def gen():
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except tf.errors.OpError as e:
+                raise source.describe_error(split, e) from e
+            yield batch
+
+    return gen()
+
+
+def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int = 0) -> Datasets:
+    """Open config.data's dataset and splits (validating names, splits and options now) -> `Datasets`."""
+    if int(batch_size) < 1 or int(eval_batch_size) < 1:
+        raise ValueError(f"batch_size={batch_size} and eval_batch_size={eval_batch_size} must be positive")
+    return Datasets(_Options.from_config(data_config), batch_size, eval_batch_size, seed)
+
+
+def load_image_for_predict(path: str, data_config) -> np.ndarray:
+    """An image file -> float32 [image_size, image_size, 3] with the evaluation preprocessing of `data_config`."""
+    o = _Options.from_config(data_config)
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"image file {path!r} does not exist")
+    try:
+        image = preprocess.eval_preprocess(tf.io.read_file(path), image_size=o.image_size, eval_resize=o.eval_resize,
+                                           crop_fraction=o.eval_crop_fraction)
+    except tf.errors.OpError as e:
+        raise ValueError(f"cannot read image file {path!r}: {e.message.strip().splitlines()[0]}") from None
+    return image.numpy().astype(np.float32)
