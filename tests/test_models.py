@@ -1,0 +1,250 @@
+"""Model zoo: published parameter counts and MACs, shapes, modes, jit/grad, and every ablation knob."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from mobilejax import cli
+from mobilejax.layers import channel_shuffle, channel_split, channel_unshuffle, get_activation, make_divisible
+from mobilejax.models import create_model, model_names
+from mobilejax.summary import summarize
+
+# (model, alpha, trainable params at 224 px / 1000 classes, MACs in millions): torchvision / keras.applications.
+TABLE = [
+    ("mobilenet_v1", 1.0, 4_231_976, 569), ("mobilenet_v1", 0.75, 2_585_560, 325),
+    ("mobilenet_v1", 0.5, 1_331_592, 149), ("mobilenet_v1", 0.25, 470_072, 41),
+    ("mobilenet_v2", 1.4, 6_108_776, 582), ("mobilenet_v2", 1.0, 3_504_872, 300),
+    ("mobilenet_v2", 0.75, 2_636_424, 209), ("mobilenet_v2", 0.5, 1_968_680, 97),
+    ("mobilenet_v2", 0.35, 1_677_128, 59),
+    ("mobilenet_v3_large", 1.0, 5_483_032, 217), ("mobilenet_v3_large", 0.75, 3_993_528, 155),
+    ("mobilenet_v3_small", 1.0, 2_542_856, 57), ("mobilenet_v3_small", 0.75, 2_041_872, 43),
+    ("shufflenet_v2", 0.5, 1_366_792, 41), ("shufflenet_v2", 1.0, 2_278_604, 146),
+    ("shufflenet_v2", 1.5, 3_503_624, 299), ("shufflenet_v2", 2.0, 7_393_996, 591),
+]
+
+TINY = {"mobilenet_v1": 0.25, "mobilenet_v2": 0.35, "mobilenet_v3_large": 0.5, "mobilenet_v3_small": 0.5,
+        "shufflenet_v2": 0.5}
+
+
+def param_shapes(model, res=64):
+    v = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, res, res, 3)), train=False))
+    return {"/".join(k): tuple(x.shape) for k, x in traverse_util.flatten_dict(v["params"]).items()}
+
+
+def n_params(shapes):
+    return sum(int(np.prod(s)) for s in shapes.values())
+
+
+@pytest.mark.parametrize("name,alpha,params,macs_m", TABLE)
+def test_published_params_and_macs_via_cli_json(name, alpha, params, macs_m, capsys):
+    assert cli.main(["summary", name, "--alpha", str(alpha), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"] == params
+    assert abs(out["macs"] / 1e6 - macs_m) <= 0.05 * macs_m
+    assert sum(l["params"] for l in out["layers"]) == params
+
+
+def test_summary_reports_separable_savings():
+    s = summarize("mobilenet_v1", 1.0)
+    sep = s.to_dict(layers=False)["separable_layers"]
+    assert sep["count"] == 13 and 8 <= sep["reduction"] <= 9.5  # the paper's "8 to 9 times less computation"
+    assert "as standard convolutions" in s.table()
+
+
+def test_mobilenet_v1_full_convolution_matches_paper_table4():
+    s = summarize("mobilenet_v1", 1.0, separable=False)
+    assert round(s.params / 1e6, 1) == 29.3
+    assert abs(s.macs / 1e6 - 4866) / 4866 < 0.01
+
+
+def test_v2_last_conv_stays_1280_below_alpha_one():
+    for alpha, last in [(0.5, 1280), (1.0, 1280), (1.4, 1792)]:
+        shapes = param_shapes(create_model("mobilenet_v2", alpha=alpha))
+        assert shapes["conv_head/kernel"][-1] == last
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("res", [32, 96, 160, 224, 193])
+def test_output_shapes(name, res):
+    model = create_model(name, alpha=1.0 if name == "shufflenet_v2" else TINY[name], num_classes=7)
+    x = jax.ShapeDtypeStruct((2, res, res, 3), jnp.float32)
+    out = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x, train=False)[0], x)
+    assert out.shape == (2, 7) and out.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_small_input_stem_keeps_more_resolution(name):
+    alpha = TINY[name]
+    s_std = summarize(name, alpha, resolution=32, num_classes=10)
+    s_small = summarize(name, alpha, resolution=32, num_classes=10, small_input=True)
+    assert s_small.params == s_std.params  # only strides change
+    last_conv = lambda s: [l for l in s.layers if l.kind != "dense"][-1].output_shape
+    assert last_conv(s_std)[:2] == (1, 1) and last_conv(s_small)[:2] == (4, 4)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_jit_grad_and_train_eval_modes(name):
+    model = create_model(name, alpha=TINY[name], num_classes=5, dropout=0.0)
+    x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
+    variables = model.init(jax.random.key(0), x, train=False)
+    params, stats = variables["params"], variables["batch_stats"]
+
+    @jax.jit
+    def loss(params, stats, x):
+        logits, new = model.apply({"params": params, "batch_stats": stats}, x, train=True, mutable=["batch_stats"])
+        return jnp.mean(logits ** 2), new["batch_stats"]
+
+    (value, new_stats), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params, stats, x)
+    assert np.isfinite(value)
+    assert jax.tree.structure(grads) == jax.tree.structure(params)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+    assert sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(grads)) > 0
+    # train mode updates the running statistics; eval mode reads them and changes nothing
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), stats, new_stats)
+    assert all(jax.tree.leaves(changed))
+    y1 = model.apply({"params": params, "batch_stats": stats}, x, train=False)
+    y2, mutated = model.apply({"params": params, "batch_stats": stats}, x, train=False, mutable=["batch_stats"])
+    np.testing.assert_allclose(y1, y2)
+    assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), stats, mutated["batch_stats"])))
+
+
+def test_dropout_active_only_in_train():
+    model = create_model("mobilenet_v2", alpha=0.35, num_classes=5, dropout=0.5)
+    x = jnp.ones((2, 32, 32, 3))
+    v = model.init(jax.random.key(0), x, train=False)
+    a = model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)})[0]
+    b = model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(2)})[0]
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(model.apply(v, x, train=False), model.apply(v, x, train=False))
+
+
+def test_channel_shuffle_is_a_permutation_with_inverse():
+    x = jnp.arange(2 * 3 * 12, dtype=jnp.float32).reshape(2, 3, 12)
+    for g in (2, 3, 4):
+        y = channel_shuffle(x, g)
+        assert sorted(np.asarray(y[0, 0])) == sorted(np.asarray(x[0, 0]))
+        np.testing.assert_array_equal(channel_unshuffle(y, g), x)
+    # groups=2 interleaves the two halves: [0..5 | 6..11] -> 0,6,1,7,...
+    np.testing.assert_array_equal(channel_shuffle(jnp.arange(12.0), 2), [0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11])
+    a, b = channel_split(jnp.arange(8.0), 2)
+    np.testing.assert_array_equal(a, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="groups=5"):
+        channel_shuffle(x, 5)
+
+
+def test_make_divisible_rule():
+    assert make_divisible(32 * 0.35) == 16  # 8 would lose more than 10%
+    assert make_divisible(24 * 0.35) == 8
+    assert make_divisible(1280 * 1.4) == 1792
+    assert make_divisible(3, 8) == 8
+
+
+def _differs(model_a, model_b, x):
+    va = model_a.init(jax.random.key(0), x, train=False)
+    return not np.allclose(model_a.apply(va, x, train=False), model_b.apply(va, x, train=False))
+
+
+X = jax.random.normal(jax.random.key(3), (2, 32, 32, 3))
+
+
+def test_knob_bottleneck_activation_changes_graph_not_params():
+    lin = create_model("mobilenet_v2", alpha=0.35, num_classes=4)
+    r6 = create_model("mobilenet_v2", alpha=0.35, num_classes=4, bottleneck_activation="relu6")
+    assert param_shapes(lin) == param_shapes(r6)
+    assert _differs(lin, r6, X)
+
+
+def test_knob_residual_changes_graph_not_params():
+    a = create_model("mobilenet_v2", alpha=0.35, num_classes=4)
+    b = create_model("mobilenet_v2", alpha=0.35, num_classes=4, residual=False)
+    assert param_shapes(a) == param_shapes(b)
+    assert _differs(a, b, X)
+
+
+def test_knob_expansion_sets_hidden_width():
+    shapes = param_shapes(create_model("mobilenet_v2", expansion=4))
+    assert shapes["blocks_1/conv_pw/kernel"] == (1, 1, 16, 64)    # 16 * 4
+    assert shapes["blocks_0/conv_dw/kernel"] == (3, 3, 1, 32)     # the first block keeps t=1
+    assert param_shapes(create_model("mobilenet_v2"))["blocks_1/conv_pw/kernel"] == (1, 1, 16, 96)
+
+
+def test_knob_activation_replaces_nonlinearities_only():
+    a = create_model("mobilenet_v3_small", alpha=0.5, num_classes=4)
+    b = create_model("mobilenet_v3_small", alpha=0.5, num_classes=4, activation="relu")
+    assert param_shapes(a) == param_shapes(b)
+    assert _differs(a, b, X)
+
+
+def test_knob_se_removes_exactly_the_se_layers():
+    with_se = param_shapes(create_model("mobilenet_v3_large"))
+    no_se = param_shapes(create_model("mobilenet_v3_large", se=False))
+    assert {k: v for k, v in with_se.items() if "/se/" not in k} == no_se
+    assert n_params(with_se) > n_params(no_se)
+
+
+def test_minimalistic_v3_has_no_se_and_3x3_kernels():
+    shapes = param_shapes(create_model("mobilenet_v3_small", minimalistic=True))
+    assert not any("/se/" in k for k in shapes)
+    assert all(s[:2] == (3, 3) for k, s in shapes.items() if k.endswith("conv_dw/kernel"))
+    x = jnp.ones((1, 32, 32, 3))
+    assert _differs(create_model("mobilenet_v3_small", minimalistic=True, se=False),
+                    create_model("mobilenet_v3_small", minimalistic=True, activation="hard_swish"), x)
+
+
+def test_knob_kernel_size_changes_only_depthwise_kernels():
+    k3 = param_shapes(create_model("mobilenet_v2", alpha=0.5))
+    k5 = param_shapes(create_model("mobilenet_v2", alpha=0.5, kernel_size=5))
+    assert k3.keys() == k5.keys()
+    for k in k3:
+        if k.endswith("conv_dw/kernel"):
+            assert k5[k] == (5, 5) + k3[k][2:]
+        else:
+            assert k5[k] == k3[k]
+
+
+def test_knob_channel_shuffle():
+    a = create_model("shufflenet_v2", alpha=0.5, num_classes=4)
+    b = create_model("shufflenet_v2", alpha=0.5, num_classes=4, shuffle=False)
+    assert param_shapes(a) == param_shapes(b)
+    assert _differs(a, b, X)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_depthwise_is_feature_group_count_shaped(name):
+    shapes = param_shapes(create_model(name, alpha=1.0))
+    dws = [s for k, s in shapes.items() if "conv_dw" in k]
+    assert dws and all(s[2] == 1 for s in dws)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(name="mobilenet_v9"), "unknown model 'mobilenet_v9'; known models: mobilenet_v1"),
+    (dict(name="mobilenet_v2", alpha=0.0), "alpha .* must be a number > 0, got 0.0"),
+    (dict(name="mobilenet_v2", alpha=-0.5), "got -0.5"),
+    (dict(name="shufflenet_v2", alpha=0.75), "alpha=0.75; allowed: 0.5, 1.0, 1.5, 2.0"),
+    (dict(name="mobilenet_v3_large", activation="hswish"), "unknown activation 'hswish'; known activations"),
+    (dict(name="mobilenet_v2", bottleneck_activation="tanh"), "unknown bottleneck_activation 'tanh'"),
+    (dict(name="mobilenet_v1", expansion=4), "unknown option.* expansion .*allowed: .*separable"),
+])
+def test_bad_model_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        create_model(**kwargs)
+
+
+def test_resolution_too_small():
+    model = create_model("mobilenet_v2", alpha=0.35)
+    with pytest.raises(ValueError, match="resolution 16x16 is too small .* at least 32"):
+        model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
+    small = create_model("mobilenet_v2", alpha=0.35, small_input=True)
+    with pytest.raises(ValueError, match="at least 8"):
+        small.init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+
+
+def test_activation_registry():
+    x = jnp.linspace(-5, 5, 11)
+    np.testing.assert_allclose(get_activation("relu6")(jnp.array([7.0]))[0], 6.0)
+    np.testing.assert_allclose(get_activation("hard_swish")(x), x * jnp.clip(x + 3, 0, 6) / 6, atol=1e-6)
+    np.testing.assert_allclose(get_activation("linear")(x), x)
+    np.testing.assert_allclose(get_activation("swish")(x), get_activation("silu")(x))
