@@ -32,18 +32,21 @@ def load_config(config_args: list[str], base=None):
     With `base` (a ConfigDict, e.g. a workdir's saved config) only `--config.x.y=v` overrides are accepted."""
     from ml_collections import config_flags
 
-    fv = flags.FlagValues()
-    if base is None:
-        config_flags.DEFINE_config_file("config", None, "ml-collections config file", flag_values=fv,
-                                        lock_config=True)
-    else:
-        base.lock()
-        config_flags.DEFINE_config_dict("config", base, "the run's config", flag_values=fv, lock_config=True)
     for a in config_args:
         if not a.startswith("--config"):
             raise UsageError(f"unexpected argument {a!r}; expected --config FILE or --config.KEY=VALUE")
+    argv = ["mobilejax"] + config_args
+    fv = flags.FlagValues()
+    # config_flags discovers the `--config.*` override flags from the argv given here (not from sys.argv)
+    if base is None:
+        config_flags.DEFINE_config_file("config", None, "ml-collections config file", flag_values=fv,
+                                        lock_config=True, sys_argv=argv)
+    else:
+        base.lock()
+        config_flags.DEFINE_config_dict("config", base, "the run's config", flag_values=fv, lock_config=True,
+                                        sys_argv=argv)
     try:
-        fv(["mobilejax"] + config_args)
+        fv(argv)
     except flags.Error as e:
         raise UsageError(f"bad config: {e}") from None
     if base is None and fv["config"].value is None:

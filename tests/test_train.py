@@ -1,0 +1,258 @@
+"""Training path end to end: every dataset kind, resume, eval/predict, config overrides, data parallel, errors."""
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+import mobilejax.data  # noqa: F401  (registers the sklearn_digits tfds builder)
+from mobilejax import cli
+from mobilejax.config import get_config, model_config
+from mobilejax.metrics import read_metrics
+from mobilejax.train import Checkpoints, WorkdirConflictError, train_and_evaluate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(**data):
+    """A tiny MobileNetV1 (alpha 0.25, small-input stem) at 16 px: compiles in seconds."""
+    c = get_config()
+    c.model = model_config("mobilenet_v1", alpha=0.25, small_input=True, dropout=0.0)
+    c.data.image_size = 16
+    c.data.train_augment = "pad_crop"
+    c.data.crop_padding = 2
+    c.data.eval_resize = "resize"
+    c.data.shuffle_buffer = 1000
+    for k, v in data.items():
+        setattr(c.data, k, v)
+    c.optim.optimizer = "sgd"
+    c.optim.learning_rate = 0.05
+    c.optim.warmup_epochs = 0.0
+    c.batch_size = 8
+    c.eval_batch_size = 7
+    c.num_epochs = 1
+    c.log_every_steps = 2
+    c.progress = False
+    return c
+
+
+def make_folder(root, classes=("cat", "dog", "frog"), per_class=(7, 5), size=20):
+    """root/{train,val}/<class>/*.png with a class-dependent colour plus noise."""
+    rng = np.random.default_rng(0)
+    for split, n in zip(("train", "val"), per_class):
+        for ci, cls in enumerate(classes):
+            os.makedirs(root / split / cls, exist_ok=True)
+            for i in range(n):
+                img = np.clip(rng.normal(60 + 70 * ci, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(root / split / cls / f"{i}.png")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("tfds"))
+    tfds.builder("sklearn_digits", data_dir=d).download_and_prepare()
+    return d
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return make_folder(tmp_path_factory.mktemp("images"))
+
+
+def params_of(workdir, which="latest"):
+    from mobilejax.checkpoint import ocp
+    mgr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints" if which == "latest" else "best"))
+    out = mgr.restore(mgr.latest_step())
+    mgr.close()
+    return out["state"]["params"], mgr.latest_step()
+
+
+def test_digits_run_writes_everything(tmp_path, digits_dir):
+    c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:200]", eval_split="test")
+    c.num_epochs = 2
+    c.eval_every_epochs = 1
+    res = train_and_evaluate(c, str(tmp_path))
+    assert res["steps"] == 2 * (200 // 8) and res["eval_examples"] == 359  # every test example, batch 7 ∤ 359
+    assert 0.0 <= res["final_accuracy"] <= 1.0 and res["best_accuracy"] >= res["final_accuracy"]
+    assert res["params"] > 0 and res["macs"] > 0 and res["img_per_s"] > 0 and res["compile_s"] > 0
+    for f in ("results.json", "config.json", "run.json", "metrics.jsonl", "learning_curves.png"):
+        assert os.path.exists(tmp_path / f), f
+    assert os.listdir(tmp_path / "tensorboard")
+    rows = read_metrics(str(tmp_path))
+    assert [r["step"] for r in rows if "eval_accuracy" in r] == [25, 50]
+    assert all({"train_loss", "lr", "img_per_s", "epoch"} <= r.keys() for r in rows if "train_loss" in r)
+
+    # eval from the CLI: best checkpoint, every example once; then on another split by override
+    assert cli.main(["eval", "--workdir", str(tmp_path)]) == 0
+    assert cli.main(["eval", "--workdir", str(tmp_path), "--config.data.eval_split=train[:30]",
+                     "--config.eval_batch_size=4"]) == 0
+
+
+def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
+    c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
+    res = train_and_evaluate(c, str(tmp_path))
+    assert res["eval_examples"] == 15 and res["num_classes"] == 3
+    capsys.readouterr()
+    assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["num_examples"] == 15 and {"accuracy", "loss"} <= out.keys()
+    img = os.path.join(folder, "val", "dog", "0.png")
+    assert cli.main(["predict", "--workdir", str(tmp_path), img, img]) == 0
+    lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    assert len(lines) == 2 and len(lines[0]["top"]) == 3  # top-5 capped at the 3 classes
+    assert {t["class"] for t in lines[0]["top"]} == {"cat", "dog", "frog"}
+    assert abs(sum(t["probability"] for t in lines[0]["top"]) - 1) < 1e-4
+
+
+def test_tfds_mock_run(tmp_path):
+    c = tiny_config(dataset="cifar10", train_split="train", eval_split="test")
+    c.num_train_steps = 3
+    with tfds.testing.mock_data(num_examples=24):
+        res = train_and_evaluate(c, str(tmp_path))
+    assert res["steps"] == 3 and res["eval_examples"] == 24 and res["num_classes"] == 10
+
+
+def test_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
+    c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
+    c.num_train_steps = 6
+    c.checkpoint_every_steps = 3
+    c.eval_every_epochs = 100
+    c.optim.ema_decay = 0.9
+    c.model.dropout = 0.2   # exercises the dropout RNG across the resume
+    full = str(tmp_path / "full")
+    train_and_evaluate(c, full)
+
+    from mobilejax import train as train_mod
+    calls = {"n": 0}
+    original = train_mod.Steps.put_batch
+
+    def interrupt(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:  # after the step-3 checkpoint, in the middle of the run
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    part = str(tmp_path / "part")
+    monkeypatch.setattr(train_mod.Steps, "put_batch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(c, part)
+    monkeypatch.setattr(train_mod.Steps, "put_batch", original)
+    assert params_of(part)[1] == 3
+    res = train_and_evaluate(c, part)
+    assert res["steps"] == 6
+    a, step_a = params_of(full)
+    b, step_b = params_of(part)
+    assert step_a == step_b == 6
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    steps_logged = [r["step"] for r in read_metrics(part) if "train_loss" in r]
+    assert steps_logged == sorted(set(steps_logged))  # no duplicated log lines after the resume
+
+
+def test_config_file_arguments_and_overrides():
+    cfg = cli.load_config([f"--config={ROOT}/configs/quickstart.py:model=mobilenet_v3_small,alpha=0.75,res=48",
+                           "--config.optim.learning_rate=0.01", "--config.model.se=False"])
+    assert cfg.model.name == "mobilenet_v3_small" and cfg.model.alpha == 0.75 and cfg.model.se is False
+    assert cfg.data.image_size == 48 and cfg.optim.learning_rate == 0.01
+    with pytest.raises(cli.UsageError, match="lerning_rate"):
+        cli.load_config([f"--config={ROOT}/configs/quickstart.py", "--config.optim.lerning_rate=0.1"])
+    with pytest.raises(KeyError, match="has no key 'lerning_rate'"):
+        cli.load_config([f"--config={ROOT}/configs/quickstart.py:optim.lerning_rate=0.1"])
+    with pytest.raises(cli.UsageError, match="--config FILE is required"):
+        cli.load_config([])
+
+
+@pytest.mark.parametrize("config_file", sorted(f for f in os.listdir(os.path.join(ROOT, "configs"))
+                                               if f.endswith(".py")))
+def test_every_config_file_loads_and_builds(config_file):
+    from mobilejax.train import build_model
+    cfg = cli.load_config([f"--config={ROOT}/configs/{config_file}"])
+    model = build_model(cfg, 5)
+    assert model.num_classes == 5
+    assert "mobilejax train --config configs/" in open(os.path.join(ROOT, "configs", config_file)).read()
+
+
+def test_misspelt_key_from_cli_exits_cleanly(capsys):
+    assert cli.main(["train", "--workdir", "/nonexistent/x", f"--config={ROOT}/configs/quickstart.py",
+                     "--config.num_epoch=3"]) == 2
+    assert "num_epoch" in capsys.readouterr().err
+
+
+def test_workdir_of_another_model_is_refused(tmp_path, digits_dir):
+    c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:64]", eval_split="test[:20]")
+    c.num_train_steps = 2
+    train_and_evaluate(c, str(tmp_path))
+    other = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:64]",
+                        eval_split="test[:20]")
+    other.model.alpha = 0.5
+    other.num_train_steps = 2
+    with pytest.raises(WorkdirConflictError, match="different model.*overwrite=True"):
+        train_and_evaluate(other, str(tmp_path))
+    assert params_of(str(tmp_path))[1] == 2  # nothing was lost
+    other.overwrite = True
+    res = train_and_evaluate(other, str(tmp_path))
+    assert res["alpha"] == 0.5
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, digits_dir):
+    c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:160]", eval_split="test[:20]")
+    c.optim.learning_rate = 1e12
+    c.optim.weight_decay = 0.0
+    c.optim.label_smoothing = 0.0
+    c.log_every_steps = 1
+    c.checkpoint_every_steps = 1
+    c.eval_every_epochs = 100
+    with pytest.raises(FloatingPointError, match=r"became (nan|inf) at step (\d+).*last good checkpoint \(step"):
+        train_and_evaluate(c, str(tmp_path))
+    params, step = params_of(str(tmp_path))
+    assert step >= 1 and all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+
+
+def test_bad_batch_size_and_dtype(tmp_path):
+    c = tiny_config(dataset="sklearn_digits")
+    c.dtype = "float16"
+    with pytest.raises(ValueError, match="unknown dtype 'float16'; allowed: float32, bfloat16"):
+        train_and_evaluate(c, str(tmp_path))
+    c = tiny_config(dataset="sklearn_digits")
+    c.model.expansion = 4.0  # not a MobileNetV1 option
+    from mobilejax.train import build_model
+    with pytest.raises(ValueError, match="config.model.expansion=4.0 is not an option of mobilenet_v1"):
+        build_model(c, 10)
+
+
+DP_SCRIPT = r"""
+import json, os, sys
+import jax, numpy as np
+sys.path.insert(0, {root!r}); sys.path.insert(0, os.path.join({root!r}, "tests"))
+from test_train import tiny_config, make_folder
+from mobilejax.train import train_and_evaluate
+import pathlib
+c = tiny_config(dataset="image_folder:" + {folder!r}, train_split="train", eval_split="val")
+c.num_train_steps = 3
+c.eval_batch_size = 8
+res = train_and_evaluate(c, {workdir!r})
+print("RESULT", json.dumps({{"devices": jax.device_count(), "loss": res["final_loss"]}}))
+"""
+
+
+def test_data_parallel_8_devices_matches_1(tmp_path, folder):
+    out = {}
+    for n in (1, 8):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+        script = DP_SCRIPT.format(root=ROOT, folder=folder, workdir=str(tmp_path / f"dp{n}"))
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
+        out[n] = json.loads(line.split(" ", 1)[1])
+    assert out[1]["devices"] == 1 and out[8]["devices"] == 8
+    np.testing.assert_allclose(out[8]["loss"], out[1]["loss"], rtol=1e-4)
+    a, _ = params_of(str(tmp_path / "dp1"))
+    b, _ = params_of(str(tmp_path / "dp8"))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5)
