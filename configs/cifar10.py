@@ -38,4 +38,4 @@ def get_config(arg=None):
     config.eval_batch_size = 500
     config.num_epochs = 30
     config.checkpoint_every_steps = 500
-    return apply_args(config, ",".join(f"{k}={v}" for k, v in args.items()))
+    return apply_args(config, args)

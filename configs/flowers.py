@@ -41,4 +41,4 @@ def get_config(arg=None):
     config.num_epochs = 40
     config.eval_every_epochs = 2
     config.checkpoint_every_steps = 200
-    return apply_args(config, ",".join(f"{k}={v}" for k, v in args.items()))
+    return apply_args(config, args)

@@ -36,13 +36,15 @@ class Checkpoints:
                  force=True)
         mgr.wait_until_finished()
 
-    def restore(self, abstract_state: Any, which: str = "latest", step: int | None = None) -> tuple[Any, dict]:
-        """Restore onto the shardings/dtypes of `abstract_state` (a pytree of jax.ShapeDtypeStruct or arrays)."""
+    def restore(self, abstract_state: Any, sharding: jax.sharding.Sharding, which: str = "latest",
+                step: int | None = None) -> tuple[Any, dict]:
+        """Restore onto the shapes/dtypes of `abstract_state` placed with `sharding` (the current devices), whatever
+        devices the checkpoint was written from."""
         mgr = self._manager(which)
         step = mgr.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no {which} checkpoint in {self.workdir}")
-        target = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_state)
         out = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
                                                         meta=ocp.args.JsonRestore()))
         return out.state, out.meta

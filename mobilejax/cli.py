@@ -47,8 +47,9 @@ def load_config(config_args: list[str], base=None):
                                         sys_argv=argv)
     try:
         fv(argv)
-    except flags.Error as e:
-        raise UsageError(f"bad config: {e}") from None
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+        msg = e.args[0] if e.args else str(e)
+        raise UsageError(f"bad config: {msg}") from None
     if base is None and fv["config"].value is None:
         raise UsageError("--config FILE is required, e.g. --config configs/quickstart.py")
     return fv["config"].value

@@ -118,10 +118,10 @@ def parse_arg(arg: str | None) -> dict:
     return out
 
 
-def apply_args(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
-    """Apply config arguments: `model=NAME` resets the model section to that family's defaults; `alpha`, `dataset`,
+def apply_args(config: ml_collections.ConfigDict, arg: str | dict | None) -> ml_collections.ConfigDict:
+    """Apply config arguments (a "k=v,..." string or a dict): `model=NAME` resets the model section to that family's defaults; `alpha`, `dataset`,
     `res`, `batch`, `epochs`, `steps`, `lr` are short names; any other key is a dotted path (e.g. optim.optimizer)."""
-    args = parse_arg(arg)
+    args = dict(arg) if isinstance(arg, dict) else parse_arg(arg)
     if "model" in args:
         config.model = model_config(str(args.pop("model")))
     for key, value in args.items():

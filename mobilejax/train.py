@@ -243,8 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     best = {"accuracy": None, "step": None}
     wall_before, start_step = 0.0, 0
     if ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(jax.eval_shape(init, init_rng))
-        state = jax.device_put(state, steps.repl)
+        state, meta = ckpt.restore(jax.eval_shape(init, init_rng), steps.repl)
         start_step = int(state.step)
         best, wall_before = meta["best"], float(meta["wall_time_s"])
         writer.truncate_after(start_step)
@@ -382,7 +381,7 @@ def _restore_for_inference(config, workdir: str, checkpoint: str, num_classes: i
         which = checkpoint
         if ckpt.latest_step(which) is None:
             raise FileNotFoundError(f"no {which} checkpoint in {workdir}")
-        state, meta = ckpt.restore(abstract, which=which)
+        state, meta = ckpt.restore(abstract, steps.repl, which=which)
     finally:
         ckpt.close()
     state = jax.device_put(state, steps.repl).replace(apply_fn=model.apply)

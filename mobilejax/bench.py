@@ -1,0 +1,105 @@
+"""Throughput benchmark: the real jit-compiled train step (or inference) of a model on synthetic data.
+
+    mobilejax bench mobilenet_v2 --resolution 224 --batch 32 --mode train [--json]
+
+Times `mobilejax.train`'s own train step (forward, backward, BatchNorm statistics, SGD-momentum update, donated
+state) — the step every training run executes — after warm-up, and reports the median images/s over `--steps`
+steps, the compile time of the first call and peak memory. Same shapes and optimizer as ../shared/bench's peers.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mobilejax import config as config_lib
+from mobilejax.train import Steps, build_model, enable_compilation_cache, init_state, make_mesh
+
+
+def _peak_memory_mb() -> dict:
+    out = {"host_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+        if "peak_bytes_in_use" in stats:
+            out["device_peak_mb"] = round(stats["peak_bytes_in_use"] / 2 ** 20, 1)
+    except Exception:  # backends without memory stats
+        pass
+    return out
+
+
+def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: int = 32, mode: str = "train",
+                  steps: int = 10, num_classes: int = 10, dtype: str = "float32", depthwise_impl: str = "auto",
+                  warmup: int = 2, compilation_cache: bool = True) -> dict:
+    if mode not in ("train", "infer"):
+        raise ValueError(f"unknown mode {mode!r}; allowed: train, infer")
+    if steps < 1 or batch < 1:
+        raise ValueError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
+    if compilation_cache:
+        enable_compilation_cache()
+    config = config_lib.get_config()
+    config.model = config_lib.model_config(model, alpha=alpha, depthwise_impl=depthwise_impl)
+    config.dtype = dtype
+    config.batch_size = batch
+    config.optim.optimizer, config.optim.learning_rate, config.optim.nesterov = "sgd", 0.01, False
+    config.optim.weight_decay, config.optim.label_smoothing, config.optim.warmup_epochs = 0.0, 0.0, 0.0
+    config.optim.schedule = "constant"
+    net = build_model(config, num_classes)
+    from mobilejax.optim import create_optimizer, create_schedule
+    schedule = create_schedule(config.optim, 1, 1)
+    tx = create_optimizer(config.optim, schedule)
+    steps_fn = Steps(config, schedule, make_mesh())
+    state = jax.jit(lambda r: init_state(net, tx, r, resolution, False), out_shardings=steps_fn.repl)(
+        jax.random.key(0))
+    rng = np.random.default_rng(0)
+    batch_np = {"image": rng.random((batch, resolution, resolution, 3), dtype=np.float32),
+                "label": rng.integers(0, num_classes, (batch,)).astype(np.int32),
+                "mask": np.ones((batch,), np.float32)}
+    data = steps_fn.put_batch(batch_np)
+    key = jax.random.key(1)
+
+    if mode == "train":
+        def step(state):
+            state, m = steps_fn.train(state, data, key)
+            return state, m["loss"]
+    else:
+        infer = jax.jit(lambda s, x: s.apply_fn({"params": s.params, "batch_stats": s.batch_stats}, x, train=False))
+
+        def step(state):
+            return state, infer(state, data["image"])
+
+    t0 = time.perf_counter()
+    state, out = step(state)
+    jax.block_until_ready(out)
+    compile_s = time.perf_counter() - t0
+    for _ in range(max(warmup - 1, 0)):
+        state, out = step(state)
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        state, out = step(state)
+        jax.block_until_ready(out)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    result = {"model": model, "alpha": alpha, "mode": mode, "resolution": resolution, "batch": batch,
+              "dtype": dtype, "depthwise_impl": depthwise_impl, "img_per_s": round(batch / med, 2),
+              "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
+              "compile_s": round(compile_s, 2), "steps": steps, "backend": jax.default_backend(),
+              "device": jax.devices()[0].device_kind, "devices": jax.device_count(), "jax": jax.__version__}
+    result.update(_peak_memory_mb())
+    return result
+
+
+def print_benchmark(result: dict, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"{result['model']} (alpha {result['alpha']}, {result['resolution']}px, batch {result['batch']}, "
+          f"{result['mode']}, {result['dtype']}, depthwise {result['depthwise_impl']}) on {result['device']}: "
+          f"{result['img_per_s']} img/s (median step {result['step_ms_median']} ms), compile {result['compile_s']} s, "
+          + ", ".join(f"{k} {v}" for k, v in result.items() if "peak" in k))
