@@ -1,0 +1,274 @@
+"""Sweeps: experiment files, up-front validation, run / interrupt / resume / skip, failures, dry runs, reports.
+
+Trials are tiny (MobileNetV1 alpha 0.25 at 16 px, 3 steps on a generated 2-class image folder) and mostly run in
+this process (`in_process=True`) to save the JAX import per trial; one test runs real `mobilejax train` subprocesses
+two at a time."""
+import csv
+import json
+import os
+import shlex
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobilejax import cli
+from mobilejax.report import pareto_front, write_report
+from mobilejax.sweep import load_experiment, run_sweep, train_argv, trial_name
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for c, cls in enumerate(["a", "b"]):
+        os.makedirs(root / "train" / cls)
+        for i in range(8):
+            img = rng.integers(0, 80, (16, 16, 3)) + 150 * c
+            Image.fromarray(img.astype(np.uint8)).save(root / "train" / cls / f"{i}.png")
+    return str(root)
+
+
+def fixed(folder):
+    return {"model.name": "mobilenet_v1", "model.alpha": 0.25,
+            "data.dataset": f"image_folder:{folder}", "data.train_split": "train[:75%]",
+            "data.eval_split": "train[75%:]", "data.image_size": 16, "batch_size": 4, "eval_batch_size": 8,
+            "num_train_steps": 3, "log_every_steps": 1, "checkpoint_every_steps": 2, "progress": False,
+            "data.cache": False}
+
+
+def write_experiment(path, body: dict):
+    path.write_text("def get_config():\n    return " + repr(body) + "\n")
+    return str(path)
+
+
+def experiment(tmp_path, folder, name="exp.py", **fields):
+    body = {"base": "configs/quickstart.py", "fixed": fixed(folder)}
+    body.update(fields)
+    return write_experiment(tmp_path / name, body)
+
+
+def statuses(sweep_dir):
+    with open(os.path.join(sweep_dir, "sweep.json")) as f:
+        return {k: v["status"] for k, v in json.load(f)["state"].items()}
+
+
+def test_trial_names_and_product(tmp_path, image_folder):
+    exp = load_experiment(experiment(tmp_path, image_folder, product={"model.alpha": [0.35, 0.5], "seed": [0, 1]},
+                                     trials=[{"model.name": "mobilenet_v2"}]))
+    names = [t["name"] for t in exp["trials"]]
+    assert names == ["model-mobilenet_v2__alpha-0.35__seed-0", "model-mobilenet_v2__alpha-0.35__seed-1",
+                     "model-mobilenet_v2__alpha-0.5__seed-0", "model-mobilenet_v2__alpha-0.5__seed-1"]
+    assert trial_name({"model.separable": False, "model.activation": "hard_swish"}) == \
+        "separable-False__activation-hard_swish"
+    assert trial_name({"data.dataset": "image_folder:/a b/c"}) == "data-image_folder_a_b_c"
+    assert len(trial_name({"x" * 80: 1, "y" * 80: 2})) <= 100
+
+
+def test_sweep_runs_interrupts_resumes_and_skips(tmp_path, image_folder, capsys):
+    # seed and flip do not change the compiled step: one compilation for the four trials
+    exp = experiment(tmp_path, image_folder, product={"seed": [0, 1], "data.random_flip": [True, False]})
+    sweep = str(tmp_path / "sweep")
+    names = [t["name"] for t in load_experiment(exp)["trials"]]
+
+    # "interrupted": only the first two trials run
+    assert run_sweep(exp, sweep, max_trials=2, in_process=True) == 0
+    st = statuses(sweep)
+    assert [st[n] for n in names] == ["done", "done", "pending", "pending"]
+    report = write_report(sweep, echo=False)
+    assert report["missing"] == names[2:]
+    assert {r["trial"]: r["status"] for r in report["rows"]}[names[3]] == "not started"
+
+    # the second trial lost its results (killed before writing them): it resumes from its last checkpoint
+    os.remove(os.path.join(sweep, names[1], "results.json"))
+    assert write_report(sweep, echo=False)["missing"] == names[1:]
+    log0 = open(os.path.join(sweep, names[0], "train.log")).read()
+    capsys.readouterr()
+    assert run_sweep(exp, sweep, in_process=True) == 0
+    err = capsys.readouterr().err
+    assert f"{names[0]}: finished, skipped" in err
+    assert open(os.path.join(sweep, names[0], "train.log")).read() == log0  # not run again
+    assert "Resuming from step 3" in open(os.path.join(sweep, names[1], "train.log")).read()
+    assert set(statuses(sweep).values()) == {"done"}
+    for n in names:
+        results = json.load(open(os.path.join(sweep, n, "results.json")))
+        assert results["steps"] == 3
+        assert json.load(open(os.path.join(sweep, n, "status.json")))["status"] == "done"
+
+    # the report: table, CSV, both plots
+    for f in ("report.md", "report.csv", "accuracy_vs_macs.png", "learning_curves.png"):
+        assert os.path.getsize(os.path.join(sweep, f)) > 0
+    rows = list(csv.DictReader(open(os.path.join(sweep, "report.csv"))))
+    assert [r["trial"] for r in rows] == names
+    assert all(r["status"] == "done" and int(r["params"]) > 0 and int(r["macs"]) > 0 for r in rows)
+    md = open(os.path.join(sweep, "report.md")).read()
+    assert "seed=1, data.random_flip=False" in md and "Missing" not in md
+
+    # a rerun of a finished sweep runs nothing
+    assert run_sweep(exp, sweep, in_process=True) == 0
+    assert capsys.readouterr().err.count("finished, skipped") == 4
+
+
+def test_failing_trial_does_not_stop_the_others(tmp_path, image_folder):
+    """Real `mobilejax train` subprocesses, two at a time on disjoint CPUs; one trial's data is missing."""
+    missing = str(tmp_path / "no_such_folder")
+    exp = experiment(tmp_path, image_folder, trials=[{"data.dataset": f"image_folder:{missing}"},
+                                                     {"data.dataset": f"image_folder:{image_folder}"}])
+    sweep = str(tmp_path / "sweep")
+    bad, good = [t["name"] for t in load_experiment(exp)["trials"]]
+    assert run_sweep(exp, sweep, parallel=2) == 1
+    st = statuses(sweep)
+    assert st == {bad: "failed", good: "done"}
+    status = json.load(open(os.path.join(sweep, bad, "status.json")))
+    assert status["returncode"] != 0 and "does not exist" in status["error_tail"]
+    state = json.load(open(os.path.join(sweep, "sweep.json")))["state"][bad]
+    assert "does not exist" in state["error_tail"]
+    assert "cpus" in open(os.path.join(sweep, good, "train.log")).read()
+    report = write_report(sweep, echo=False)
+    assert report["failed"] == [bad] and report["missing"] == []
+    md = open(os.path.join(sweep, "report.md")).read()
+    assert f"Failed: `{bad}`" in md and "does not exist" in md
+
+
+def test_dry_run_prints_exactly_the_trials(tmp_path, image_folder, capsys):
+    exp_path = experiment(tmp_path, image_folder,
+                          product={"model.name": ["mobilenet_v1", "mobilenet_v2"], "model.alpha": [0.25, 1.0]},
+                          trials=[{"data.eval_split": "train[75%:]"}])
+    sweep = str(tmp_path / "sweep")
+    capsys.readouterr()
+    assert cli.main(["sweep", exp_path, "--workdir", sweep, "--dry-run"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    exp = load_experiment(exp_path)
+    assert len(lines) == len(exp["trials"]) == 4
+    for line, trial in zip(lines, exp["trials"]):
+        argv = shlex.split(line)
+        assert argv[:2] == ["mobilejax", "train"]
+        assert argv[1:] == train_argv(exp, trial, sweep)
+        assert argv[-1] == f"--workdir={os.path.join(sweep, trial['name'])}"
+        config = cli.load_config([a for a in argv[2:] if a.startswith("--config")])
+        assert config.model.name == trial["overrides"]["model.name"]
+        assert config.model.alpha == trial["overrides"]["model.alpha"]
+        assert config.num_train_steps == 3 and config.data.image_size == 16
+        assert not os.path.exists(os.path.join(sweep, trial["name"]))  # nothing ran
+    # the manifest lets `mobilejax report` aggregate runs launched by any scheduler
+    assert cli.main(["report", sweep]) == 0
+    out = capsys.readouterr()
+    assert out.out.count("not started") == 4 and "missing" in out.err
+
+
+def test_report_of_partial_sweep_without_training(tmp_path, image_folder):
+    exp = experiment(tmp_path, image_folder, product={"model.alpha": [0.25, 0.5, 0.75]})
+    sweep = str(tmp_path / "sweep")
+    assert run_sweep(exp, sweep, dry_run=True) == 0
+    names = [t["name"] for t in load_experiment(exp)["trials"]]
+    # a finished trial, an unfinished one (metrics but no results), one not started
+    os.makedirs(os.path.join(sweep, names[0]))
+    json.dump({"params": 1000, "macs": 2_000_000, "best_accuracy": 0.5, "final_accuracy": 0.4, "epochs": 1.0,
+               "wall_time_s": 3.0, "img_per_s": 10.0}, open(os.path.join(sweep, names[0], "results.json"), "w"))
+    os.makedirs(os.path.join(sweep, names[1]))
+    with open(os.path.join(sweep, names[1], "metrics.jsonl"), "w") as f:
+        f.write(json.dumps({"step": 1, "epoch": 0.5, "train_loss": 1.0, "train_accuracy": 0.5, "lr": 0.1,
+                            "img_per_s": 5.0}) + "\n")
+        f.write(json.dumps({"step": 2, "epoch": 1.0, "eval_accuracy": 0.25, "eval_loss": 2.0}) + "\n")
+        f.write('{"step": 3, "epo')  # a line cut short by a kill
+    report = write_report(sweep, echo=False)
+    assert [r["status"] for r in report["rows"]] == ["done", "unfinished", "not started"]
+    assert report["missing"] == names[1:]
+    assert report["rows"][1]["best_accuracy"] == 0.25
+    md = open(os.path.join(sweep, "report.md")).read()
+    assert "Missing:" in md and f"`{names[2]}` (not started)" in md and "2.00M" in md
+    assert os.path.exists(os.path.join(sweep, "accuracy_vs_macs.png"))
+    assert os.path.exists(os.path.join(sweep, "learning_curves.png"))
+
+
+def test_pareto_front():
+    pts = [(1, 0.5, "a"), (2, 0.4, "b"), (3, 0.7, "c"), (4, 0.7, "d"), (5, 0.9, "e"), (0.5, 0.1, "f")]
+    assert [p[2] for p in pareto_front(pts)] == ["f", "a", "c", "e"]
+
+
+def test_misspelt_key_fails_before_anything_starts(tmp_path, image_folder, capsys):
+    exp = experiment(tmp_path, image_folder, product={"model.alpha": [0.35, 0.5]},
+                     trials=[{"seed": 0}, {"optim.learnig_rate": 0.1}])
+    sweep = str(tmp_path / "sweep")
+    assert run_sweep(exp, sweep) == 2
+    err = capsys.readouterr().err
+    assert "optim.learnig_rate" in err and "learnig_rate-0.1__alpha-0.35" in err and "learning_rate" in err
+    assert not os.path.exists(sweep)
+    # an invalid knob value fails up front too (the model is built for every trial)
+    exp = experiment(tmp_path, image_folder, name="exp2.py", trials=[{"seed": 0}, {"model.activation": "relu7"}])
+    assert run_sweep(exp, sweep) == 2
+    err = capsys.readouterr().err
+    assert "activation-relu7" in err and "unknown activation 'relu7'" in err
+    exp = experiment(tmp_path, image_folder, name="exp3.py", trials=[{"model.bottleneck_activation": "linear"}])
+    assert run_sweep(exp, sweep) == 2
+    assert "not an option of mobilenet_v1" in capsys.readouterr().err
+    exp = experiment(tmp_path, image_folder, name="exp4.py", trials=[{"model.alpha": "wide"}])
+    assert run_sweep(exp, sweep) == 2
+    assert "alpha-wide" in capsys.readouterr().err
+    assert not os.path.exists(sweep)
+
+
+def test_experiment_file_errors(tmp_path, image_folder, capsys):
+    sweep = str(tmp_path / "sweep")
+    assert cli.main(["sweep", str(tmp_path / "nope.py"), "--workdir", sweep]) == 2
+    assert f"experiment file '{tmp_path / 'nope.py'}' does not exist" in capsys.readouterr().err
+
+    empty = experiment(tmp_path, image_folder, name="empty.py")
+    assert run_sweep(empty, sweep) == 2
+    assert "defines no trials" in capsys.readouterr().err
+    empty2 = experiment(tmp_path, image_folder, name="empty2.py", product={"model.alpha": []})
+    assert run_sweep(empty2, sweep) == 2
+    assert "non-empty list" in capsys.readouterr().err
+
+    dup = experiment(tmp_path, image_folder, name="dup.py", trials=[{"seed": 1}, {"model.alpha": 0.5}, {"seed": 1}])
+    assert run_sweep(dup, sweep) == 2
+    err = capsys.readouterr().err
+    assert "would share the directory 'seed-1'" in err
+    dup2 = experiment(tmp_path, image_folder, name="dup2.py",
+                      trials=[{"data.dataset": "image_folder:a/b"}, {"data.dataset": "image_folder:a b"}])
+    assert run_sweep(dup2, sweep) == 2
+    assert "would share the directory" in capsys.readouterr().err
+    assert not os.path.exists(sweep)
+
+    bad_base = write_experiment(tmp_path / "badbase.py", {"base": "configs/nope.py", "trials": [{"seed": 1}]})
+    assert run_sweep(bad_base, sweep) == 2
+    assert "configs/nope.py" in capsys.readouterr().err
+
+
+def test_sweep_dir_of_another_experiment_is_refused(tmp_path, image_folder, capsys):
+    a = experiment(tmp_path, image_folder, name="a.py", product={"model.alpha": [0.35, 0.5]})
+    b = experiment(tmp_path, image_folder, name="b.py", product={"model.alpha": [0.35, 0.5]})
+    sweep = str(tmp_path / "sweep")
+    assert run_sweep(a, sweep, dry_run=True) == 0
+    assert run_sweep(a, sweep, dry_run=True) == 0  # the same experiment again is fine
+    capsys.readouterr()
+    assert run_sweep(b, sweep, dry_run=True) == 2
+    err = capsys.readouterr().err
+    assert "holds the experiment" in err and "a.py" in err and "b.py" in err
+    # a directory of plain training runs without a sweep.json is not taken over either
+    other = tmp_path / "runs"
+    os.makedirs(other / "x")
+    (other / "x" / "config.json").write_text("{}")
+    assert run_sweep(a, str(other), dry_run=True) == 2
+    assert "no sweep.json" in capsys.readouterr().err
+
+
+def test_base_relative_to_repo_root(tmp_path, image_folder, monkeypatch):
+    """`base` is relative to the repository root, wherever the sweep is started from."""
+    exp = experiment(tmp_path, image_folder, trials=[{"seed": 1}])
+    monkeypatch.chdir(tmp_path)
+    assert run_sweep(exp, "sw", dry_run=True) == 0
+    manifest = json.load(open(tmp_path / "sw" / "sweep.json"))
+    assert os.path.join(REPO, "configs", "quickstart.py") in manifest["trials"][0]["command"]
+
+
+def test_shipped_experiments_validate(capsys):
+    """The experiments/ files load, name their trials uniquely and validate (dry run, nothing is trained)."""
+    exps = sorted(f for f in os.listdir(os.path.join(REPO, "experiments")) if f.endswith(".py") and f[0] != "_")
+    if not exps:
+        pytest.skip("no experiment files")
+    for f in exps:
+        exp = load_experiment(os.path.join(REPO, "experiments", f))
+        assert exp["trials"]
