@@ -85,11 +85,11 @@ def test_small_input_stem_keeps_more_resolution(name):
     assert last_conv(s_std)[:2] == (1, 1) and last_conv(s_small)[:2] == (4, 4)
 
 
-@pytest.mark.parametrize("name", sorted(TINY))
+@pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2"])
 def test_jit_grad_and_train_eval_modes(name):
     model = create_model(name, alpha=TINY[name], num_classes=5, dropout=0.0)
     x = jax.random.normal(jax.random.key(1), (4, 32, 32, 3))
-    variables = model.init(jax.random.key(0), x, train=False)
+    variables = jax.jit(lambda k, x: model.init(k, x, train=False))(jax.random.key(0), x)
     params, stats = variables["params"], variables["batch_stats"]
 
     @jax.jit
@@ -105,20 +105,21 @@ def test_jit_grad_and_train_eval_modes(name):
     # train mode updates the running statistics; eval mode reads them and changes nothing
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), stats, new_stats)
     assert all(jax.tree.leaves(changed))
-    y1 = model.apply({"params": params, "batch_stats": stats}, x, train=False)
-    y2, mutated = model.apply({"params": params, "batch_stats": stats}, x, train=False, mutable=["batch_stats"])
+    y1 = jax.jit(lambda v, x: model.apply(v, x, train=False))({"params": params, "batch_stats": stats}, x)
+    y2, mutated = jax.jit(lambda v, x: model.apply(v, x, train=False, mutable=["batch_stats"]))(
+        {"params": params, "batch_stats": stats}, x)
     np.testing.assert_allclose(y1, y2)
     assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), stats, mutated["batch_stats"])))
 
 
 def test_dropout_active_only_in_train():
-    model = create_model("mobilenet_v2", alpha=0.35, num_classes=5, dropout=0.5)
+    model = create_model("mobilenet_v2", alpha=0.35, num_classes=5, dropout=0.5, depthwise_impl="xla")
     x = jnp.ones((2, 32, 32, 3))
-    v = model.init(jax.random.key(0), x, train=False)
-    a = model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)})[0]
-    b = model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(2)})[0]
-    assert not np.allclose(a, b)
-    np.testing.assert_allclose(model.apply(v, x, train=False), model.apply(v, x, train=False))
+    v = jax.jit(lambda k, x: model.init(k, x, train=False))(jax.random.key(0), x)
+    train = jax.jit(lambda v, x, k: model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": k})[0])
+    assert not np.allclose(train(v, x, jax.random.key(1)), train(v, x, jax.random.key(2)))
+    ev = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    np.testing.assert_allclose(ev(v, x), ev(v, x))
 
 
 def test_channel_shuffle_is_a_permutation_with_inverse():
@@ -143,23 +144,26 @@ def test_make_divisible_rule():
 
 
 def _differs(model_a, model_b, x):
-    va = model_a.init(jax.random.key(0), x, train=False)
-    return not np.allclose(model_a.apply(va, x, train=False), model_b.apply(va, x, train=False))
+    """Same parameters, different outputs (forward passes jit-compiled; eager Flax is slow)."""
+    va = jax.jit(lambda k, x: model_a.init(k, x, train=False))(jax.random.key(0), x)
+    ya = jax.jit(lambda v, x: model_a.apply(v, x, train=False))(va, x)
+    yb = jax.jit(lambda v, x: model_b.apply(v, x, train=False))(va, x)
+    return not np.allclose(ya, yb)
 
 
 X = jax.random.normal(jax.random.key(3), (2, 32, 32, 3))
 
 
 def test_knob_bottleneck_activation_changes_graph_not_params():
-    lin = create_model("mobilenet_v2", alpha=0.35, num_classes=4)
-    r6 = create_model("mobilenet_v2", alpha=0.35, num_classes=4, bottleneck_activation="relu6")
+    lin = create_model("mobilenet_v2", alpha=0.35, num_classes=4, depthwise_impl="xla")
+    r6 = create_model("mobilenet_v2", alpha=0.35, num_classes=4, bottleneck_activation="relu6", depthwise_impl="xla")
     assert param_shapes(lin) == param_shapes(r6)
     assert _differs(lin, r6, X)
 
 
 def test_knob_residual_changes_graph_not_params():
-    a = create_model("mobilenet_v2", alpha=0.35, num_classes=4)
-    b = create_model("mobilenet_v2", alpha=0.35, num_classes=4, residual=False)
+    a = create_model("mobilenet_v2", alpha=0.35, num_classes=4, depthwise_impl="xla")
+    b = create_model("mobilenet_v2", alpha=0.35, num_classes=4, residual=False, depthwise_impl="xla")
     assert param_shapes(a) == param_shapes(b)
     assert _differs(a, b, X)
 
@@ -172,8 +176,8 @@ def test_knob_expansion_sets_hidden_width():
 
 
 def test_knob_activation_replaces_nonlinearities_only():
-    a = create_model("mobilenet_v3_small", alpha=0.5, num_classes=4)
-    b = create_model("mobilenet_v3_small", alpha=0.5, num_classes=4, activation="relu")
+    a = create_model("mobilenet_v3_small", alpha=0.5, num_classes=4, depthwise_impl="xla")
+    b = create_model("mobilenet_v3_small", alpha=0.5, num_classes=4, activation="relu", depthwise_impl="xla")
     assert param_shapes(a) == param_shapes(b)
     assert _differs(a, b, X)
 
@@ -190,8 +194,9 @@ def test_minimalistic_v3_has_no_se_and_3x3_kernels():
     assert not any("/se/" in k for k in shapes)
     assert all(s[:2] == (3, 3) for k, s in shapes.items() if k.endswith("conv_dw/kernel"))
     x = jnp.ones((1, 32, 32, 3))
-    assert _differs(create_model("mobilenet_v3_small", minimalistic=True, se=False),
-                    create_model("mobilenet_v3_small", minimalistic=True, activation="hard_swish"), x)
+    kw = dict(alpha=0.5, minimalistic=True, depthwise_impl="xla")
+    assert _differs(create_model("mobilenet_v3_small", se=False, **kw),
+                    create_model("mobilenet_v3_small", activation="hard_swish", **kw), x)
 
 
 def test_knob_kernel_size_changes_only_depthwise_kernels():
@@ -206,8 +211,8 @@ def test_knob_kernel_size_changes_only_depthwise_kernels():
 
 
 def test_knob_channel_shuffle():
-    a = create_model("shufflenet_v2", alpha=0.5, num_classes=4)
-    b = create_model("shufflenet_v2", alpha=0.5, num_classes=4, shuffle=False)
+    a = create_model("shufflenet_v2", alpha=0.5, num_classes=4, depthwise_impl="xla")
+    b = create_model("shufflenet_v2", alpha=0.5, num_classes=4, shuffle=False, depthwise_impl="xla")
     assert param_shapes(a) == param_shapes(b)
     assert _differs(a, b, X)
 

@@ -265,6 +265,7 @@ def test_data_parallel_8_devices_matches_1(tmp_path, folder):
         out[n] = json.loads(line.split(" ", 1)[1])
     assert out[1]["devices"] == 1 and out[8]["devices"] == 8
     np.testing.assert_allclose(out[8]["loss"], out[1]["loss"], rtol=1e-4)
-    np.testing.assert_allclose(np.array(out[8]["params"]), np.array(out[1]["params"]), rtol=1e-4, atol=1e-5)
+    # per parameter: sum (cancels, so an absolute tolerance) and sum of squares
+    np.testing.assert_allclose(np.array(out[8]["params"]), np.array(out[1]["params"]), rtol=1e-3, atol=2e-3)
     # a run written from 8 devices evaluates (restores) on this 1-device process
     assert cli.main(["eval", "--workdir", str(tmp_path / "dp8"), "--checkpoint", "latest"]) == 0
