@@ -130,8 +130,9 @@ def apply_args(config: ml_collections.ConfigDict, arg: str | dict | None) -> ml_
     return config
 
 
-def set_path(config: ml_collections.ConfigDict, path: str, value, what: str = "override"):
-    """Set `a.b.c` in a config, failing with the known keys when any part of the path does not exist."""
+def resolve_path(config: ml_collections.ConfigDict, path: str, what: str = "override"):
+    """The section holding dotted key `path` and the key's last part; a KeyError naming the known keys if any part of
+    the path does not exist."""
     node = config
     parts = path.split(".")
     for i, part in enumerate(parts):
@@ -141,12 +142,18 @@ def set_path(config: ml_collections.ConfigDict, path: str, value, what: str = "o
             raise KeyError(f"{what} {path!r}: {where} has no key {part!r}; known keys: {known}")
         if i < len(parts) - 1:
             node = node[part]
-    if isinstance(value, float) and isinstance(node[parts[-1]], int) and not isinstance(node[parts[-1]], bool) \
-            and value.is_integer():
+    return node, parts[-1]
+
+
+def set_path(config: ml_collections.ConfigDict, path: str, value, what: str = "override"):
+    """Set `a.b.c` in a config, failing with the known keys when any part of the path does not exist."""
+    node, key = resolve_path(config, path, what)
+    current = node[key]
+    if isinstance(value, float) and isinstance(current, int) and not isinstance(current, bool) and value.is_integer():
         value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and isinstance(node[parts[-1]], float):
+    if isinstance(value, int) and not isinstance(value, bool) and isinstance(current, float):
         value = float(value)
-    node[parts[-1]] = value
+    node[key] = value
 
 
 def from_dict(values: dict) -> ml_collections.ConfigDict:

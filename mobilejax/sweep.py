@@ -206,16 +206,12 @@ def command_line(argv: list[str]) -> str:
 
 
 def _check_keys(config, keys, where: str) -> None:
-    import ml_collections
+    from mobilejax.config import resolve_path
     for key in keys:
-        node = config
-        parts = key.split(".")
-        for i, part in enumerate(parts):
-            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
-                at = ".".join(parts[:i]) or "config"
-                known = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "(none)"
-                raise SweepError(f"{where}: unknown config key {key!r} ({at} has no {part!r}; known: {known})")
-            node = node[part]
+        try:
+            resolve_path(config, key, what="unknown config key")
+        except KeyError as e:
+            raise SweepError(f"{where}: {e.args[0]}") from None
 
 
 def validate_trial(exp: dict, trial: dict):
