@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Iterable
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -90,7 +89,3 @@ def plot_learning_curves(runs: dict[str, list[dict]], path: str, title: str = ""
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def iter_finite(values: Iterable[float]) -> list[float]:
-    return [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]

@@ -14,7 +14,7 @@ import mobilejax.data  # noqa: F401  (registers the sklearn_digits tfds builder)
 from mobilejax import cli
 from mobilejax.config import get_config, model_config
 from mobilejax.metrics import read_metrics
-from mobilejax.train import Checkpoints, WorkdirConflictError, train_and_evaluate
+from mobilejax.train import WorkdirConflictError, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
