@@ -26,7 +26,7 @@ def get_config(arg=None):
     config.optim.label_smoothing = 0.0
     config.batch_size = 64
     config.eval_batch_size = 128
-    config.num_epochs = 12
-    config.eval_every_epochs = 4
+    config.num_epochs = 15
+    config.eval_every_epochs = 5
     config.checkpoint_every_steps = 1000
     return apply_args(config, arg)
