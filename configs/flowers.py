@@ -8,7 +8,13 @@
 Recipe for a 2-core CPU budget of about an hour: MobileNetV2 alpha 0.5 at 96 px (random-resized-crop + flip,
 eval: resize 110 + center crop 96), 40 epochs, AdamW 2e-3 with 2 warm-up epochs and cosine decay, weight decay 0.05
 (decoupled, not on BN/bias), label smoothing 0.1, batch 64, EMA of the weights off.
-Measured on this 2-core machine: see RESULT below (filled in from the committed run).
+
+Measured on this 2-core CPU (jax 0.10.2, 2026-11-22), with the image-folder command above: 73.2% validation accuracy
+(736 photos; after epochs 4/8/12/16/20/24/28/32/36/40: 45.0/56.8/60.5/66.3/67.7/70.5/72.3/72.4/72.6/73.2%), 45 min wall time
+including a 76 s compile, 45 img/s on average -- while the machine was shared with other training runs and test
+suites (load average 3-7), so an idle machine is faster. This is short of the 80% target: a longer schedule
+(e.g. --config.num_epochs=100, ~2 h here) and a larger input (res=128/160, alpha=1.0) are the levers; published
+from-scratch results on these photos (87-89%) use long schedules at 224 px.
 """
 from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
 
