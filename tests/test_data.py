@@ -45,13 +45,6 @@ def take(iterator, n):
 
 
 @pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    tfds.builder("sklearn_digits", data_dir=data_dir).download_and_prepare()
-    return data_dir
-
-
-@pytest.fixture(scope="module")
 def digits(digits_dir):
     cfg = data_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train", eval_split="test",
                       image_size=8)

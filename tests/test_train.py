@@ -54,13 +54,6 @@ def make_folder(root, classes=("cat", "dog", "frog"), per_class=(7, 5), size=20)
 
 
 @pytest.fixture(scope="module")
-def digits_dir(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("tfds"))
-    tfds.builder("sklearn_digits", data_dir=d).download_and_prepare()
-    return d
-
-
-@pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_folder(tmp_path_factory.mktemp("images"))
 
