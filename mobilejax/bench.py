@@ -9,6 +9,7 @@ steps, the compile time of the first call and peak memory. Same shapes and optim
 from __future__ import annotations
 
 import json
+import os
 import resource
 import statistics
 import time
@@ -29,6 +30,14 @@ def _peak_memory_mb() -> dict:
     except Exception:  # backends without memory stats
         pass
     return out
+
+
+def _temp_memory_mb(compiled) -> dict:
+    try:
+        mem = compiled.memory_analysis()
+        return {"xla_temp_mb": round(mem.temp_size_in_bytes / 2 ** 20, 1)}
+    except Exception:  # not every backend reports it
+        return {}
 
 
 def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: int = 32, mode: str = "train",
@@ -61,35 +70,44 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
     data = steps_fn.put_batch(batch_np)
     key = jax.random.key(1)
 
+    t0 = time.perf_counter()
     if mode == "train":
+        compiled = steps_fn.train.lower(state, data, key).compile()
+
         def step(state):
-            state, m = steps_fn.train(state, data, key)
+            state, m = compiled(state, data, key)
             return state, m["loss"]
     else:
         infer = jax.jit(lambda s, x: s.apply_fn({"params": s.params, "batch_stats": s.batch_stats}, x, train=False))
+        compiled = infer.lower(state, data["image"]).compile()
 
         def step(state):
-            return state, infer(state, data["image"])
-
-    t0 = time.perf_counter()
+            return state, compiled(state, data["image"])
+    compile_s = time.perf_counter() - t0
     state, out = step(state)
     jax.block_until_ready(out)
-    compile_s = time.perf_counter() - t0
     for _ in range(max(warmup - 1, 0)):
         state, out = step(state)
     jax.block_until_ready(out)
     times = []
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(steps):
         t = time.perf_counter()
         state, out = step(state)
         jax.block_until_ready(out)
         times.append(time.perf_counter() - t)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
     med = statistics.median(times)
     result = {"model": model, "alpha": alpha, "mode": mode, "resolution": resolution, "batch": batch,
               "dtype": dtype, "depthwise_impl": depthwise_impl, "img_per_s": round(batch / med, 2),
               "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
               "compile_s": round(compile_s, 2), "steps": steps, "backend": jax.default_backend(),
               "device": jax.devices()[0].device_kind, "devices": jax.device_count(), "jax": jax.__version__}
+    result.update(cpu_user_s_per_step=round((ru1.ru_utime - ru0.ru_utime) / steps, 3),
+                  cpu_sys_s_per_step=round((ru1.ru_stime - ru0.ru_stime) / steps, 3),
+                  page_faults_per_step=round((ru1.ru_minflt - ru0.ru_minflt) / steps))
+    result.update(_temp_memory_mb(compiled))
+    result["glibc_tunables"] = os.environ.get("GLIBC_TUNABLES", "")
     result.update(_peak_memory_mb())
     return result
 

@@ -1,5 +1,8 @@
 """`mobilejax bench`: runs the real train step / inference and reports throughput (no timing assertions)."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -18,3 +21,34 @@ def test_bench_rejects_bad_input(capsys):
     assert cli.main(["bench", "mobilenet_v9", "--steps", "1"]) == 2
     assert "unknown model 'mobilenet_v9'" in capsys.readouterr().err
     assert cli.main(["bench", "mobilenet_v2", "--steps", "0"]) == 2
+
+
+def test_bench_reports_cpu_costs(capsys):
+    assert cli.main(["bench", "mobilenet_v3_small", "--alpha", "0.35", "--resolution", "32", "--batch", "2",
+                     "--steps", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("cpu_user_s_per_step", "cpu_sys_s_per_step", "page_faults_per_step"):
+        assert out[key] >= 0
+    assert out["xla_temp_mb"] > 0
+
+
+def test_malloc_environment(monkeypatch):
+    monkeypatch.setattr(cli.sys, "platform", "linux")
+    env = cli.malloc_environment({"PATH": "/bin"})
+    assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    # other tunables are kept; one already chosen (by us after the re-exec, or by the user) is left alone
+    env = cli.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    assert cli.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) is None
+    assert cli.malloc_environment({"MOBILEJAX_NO_MALLOC_TUNING": "1"}) is None
+    monkeypatch.setattr(cli.sys, "platform", "darwin")
+    assert cli.malloc_environment({}) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable")
+def test_console_entry_reexecs_with_hugepage_malloc():
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "MOBILEJAX_NO_MALLOC_TUNING")}
+    out = subprocess.run([sys.executable, "-m", "mobilejax.cli", "bench", "mobilenet_v3_small", "--alpha", "0.35",
+                          "--resolution", "32", "--batch", "2", "--steps", "1", "--json"],
+                         capture_output=True, text=True, env=env, timeout=300, check=True).stdout
+    assert "glibc.malloc.hugetlb=1" in json.loads(out.strip().splitlines()[-1])["glibc_tunables"]
