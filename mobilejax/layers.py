@@ -6,7 +6,8 @@ squeeze-excite, and channel split / channel shuffle.
 
 Depthwise convolution is canonically `feature_group_count == channels`. `depthwise_impl` picks how it is computed:
   - "xla":   `lax.conv_general_dilated(..., feature_group_count=C)` (the reference; fast on GPU/TPU),
-  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU),
+  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU); this CPU path also computes
+             the stem convolutions (patch depth k*k*C_in <= 64) as one im2col matrix product,
   - "auto":  "shift" on CPU, "xla" elsewhere.
 All implementations share parameters (kernel shape `(k, k, 1, C)`) and padding semantics, so a checkpoint trained
 with one evaluates identically with another.
@@ -190,6 +191,23 @@ def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, pad: int)
     return _depthwise_shift(x, kernel, stride, pad)
 
 
+IM2COL_MAX_DEPTH = 64  # patch depth k*k*C_in up to which the CPU path computes a regular conv as one matmul
+
+
+def conv_im2col(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
+    """Regular convolution as one matrix product of the stacked k*k taps (im2col), same padding as lax.conv.
+
+    For the stems (3x3, 3 input channels) XLA:CPU's convolution kernel and its weight gradient are slow
+    (231 vs 116 ms forward + kernel gradient, 32x224x224x3 -> 24 channels; docs/profile.md)."""
+    kh, kw, cin, cout = kernel.shape
+    n, h, w, _ = x.shape
+    ho, wo = _out_size(h, kh, stride, pad), _out_size(w, kw, stride, pad)
+    xp = _pad_hw(x, pad, pad)
+    patches = jnp.concatenate([_tap(xp, i, j, stride, ho, wo) for i in range(kh) for j in range(kw)], axis=-1)
+    y = jnp.dot(patches.reshape(n * ho * wo, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
+    return y.reshape(n, ho, wo, cout)
+
+
 class Conv(nn.Module):
     """2-D convolution with symmetric padding `(k - 1) // 2` (torchvision semantics), NHWC.
 
@@ -225,7 +243,12 @@ class Conv(nn.Module):
         elif k == 1:
             if s > 1:
                 x = x[:, ::s, ::s, :]
-            y = jnp.einsum("nhwc,cd->nhwd", x, kernel[0, 0])
+            # A 2-D matrix product: XLA:CPU then computes the kernel gradient without materialising a transposed copy
+            # of the cotangent (the 4-D einsum's backward did, at up to 290 ms per layer; docs/profile.md).
+            n, h, w, _ = x.shape
+            y = jnp.dot(x.reshape(n * h * w, cin), kernel[0, 0]).reshape(n, h, w, self.features)
+        elif cin * k * k <= IM2COL_MAX_DEPTH and resolve_depthwise_impl(self.depthwise_impl) == "shift":
+            y = conv_im2col(x, kernel, s, pad)
         else:
             y = jax.lax.conv_general_dilated(
                 x, kernel, window_strides=(s, s), padding=((pad, pad), (pad, pad)),
