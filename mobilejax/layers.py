@@ -6,8 +6,7 @@ squeeze-excite, and channel split / channel shuffle.
 
 Depthwise convolution is canonically `feature_group_count == channels`. `depthwise_impl` picks how it is computed:
   - "xla":   `lax.conv_general_dilated(..., feature_group_count=C)` (the reference; fast on GPU/TPU),
-  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU); this CPU path also computes
-             the stem convolutions (patch depth k*k*C_in <= 64) as one im2col matrix product,
+  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU),
   - "auto":  "shift" on CPU, "xla" elsewhere.
 All implementations share parameters (kernel shape `(k, k, 1, C)`) and padding semantics, so a checkpoint trained
 with one evaluates identically with another.
@@ -20,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import linen as nn
 
 Dtype = Any
@@ -191,23 +191,6 @@ def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, pad: int)
     return _depthwise_shift(x, kernel, stride, pad)
 
 
-IM2COL_MAX_DEPTH = 64  # patch depth k*k*C_in up to which the CPU path computes a regular conv as one matmul
-
-
-def conv_im2col(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
-    """Regular convolution as one matrix product of the stacked k*k taps (im2col), same padding as lax.conv.
-
-    For the stems (3x3, 3 input channels) XLA:CPU's convolution kernel and its weight gradient are slow
-    (231 vs 116 ms forward + kernel gradient, 32x224x224x3 -> 24 channels; docs/profile.md)."""
-    kh, kw, cin, cout = kernel.shape
-    n, h, w, _ = x.shape
-    ho, wo = _out_size(h, kh, stride, pad), _out_size(w, kw, stride, pad)
-    xp = _pad_hw(x, pad, pad)
-    patches = jnp.concatenate([_tap(xp, i, j, stride, ho, wo) for i in range(kh) for j in range(kw)], axis=-1)
-    y = jnp.dot(patches.reshape(n * ho * wo, kh * kw * cin), kernel.reshape(kh * kw * cin, cout))
-    return y.reshape(n, ho, wo, cout)
-
-
 class Conv(nn.Module):
     """2-D convolution with symmetric padding `(k - 1) // 2` (torchvision semantics), NHWC.
 
@@ -247,8 +230,6 @@ class Conv(nn.Module):
             # of the cotangent (the 4-D einsum's backward did, at up to 290 ms per layer; docs/profile.md).
             n, h, w, _ = x.shape
             y = jnp.dot(x.reshape(n * h * w, cin), kernel[0, 0]).reshape(n, h, w, self.features)
-        elif cin * k * k <= IM2COL_MAX_DEPTH and resolve_depthwise_impl(self.depthwise_impl) == "shift":
-            y = conv_im2col(x, kernel, s, pad)
         else:
             y = jax.lax.conv_general_dilated(
                 x, kernel, window_strides=(s, s), padding=((pad, pad), (pad, pad)),
@@ -256,6 +237,90 @@ class Conv(nn.Module):
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
             y = y + bias.astype(dtype)
+        return y
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# BatchNorm
+
+_BN_AXES = (0, 1, 2)
+
+
+def _channel_sum(x: jax.Array) -> jax.Array:
+    """Per-channel sum over (N, H, W): one reduce primitive (cheaper to trace than jnp.sum's generic path)."""
+    return jax.lax.reduce(x, np.zeros((), x.dtype), jax.lax.add, _BN_AXES)
+
+
+def _bn_stats(xf: jax.Array) -> tuple[jax.Array, jax.Array]:
+    inv_m = 1.0 / (xf.size // xf.shape[-1])
+    mean = _channel_sum(xf) * inv_m
+    var = jnp.maximum(_channel_sum(xf * xf) * inv_m - mean * mean, 0.0)  # E[x^2] - E[x]^2, clipped at 0
+    return mean, var
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float):
+    """Train-mode BatchNorm over (N, H, W) of an NHWC array: returns (y, batch mean, batch variance).
+
+    Statistics and normalisation in float32 (y in x's dtype), the same maths as `flax.linen.BatchNorm`
+    (fast variance, clipped at 0). The backward pass is written out (`jax.custom_vjp`): one pass for the two
+    per-channel sums, one elementwise pass for dx. That is fewer, simpler XLA ops than autodiff of the forward
+    and makes the train step trace and compile faster (docs/profile.md)."""
+    return _bn_train_fwd(x, scale, bias, epsilon)[0]
+
+
+def _bn_train_fwd(x, scale, bias, epsilon):
+    xf = x.astype(jnp.float32)
+    mean, var = _bn_stats(xf)
+    inv = jax.lax.rsqrt(var + epsilon)
+    y = ((xf - mean) * (scale * inv) + bias).astype(x.dtype)
+    return (y, mean, var), (x, mean, inv, scale)
+
+
+def _bn_train_bwd(epsilon, res, cotangents):
+    x, mean, inv, scale = res
+    g, g_mean, g_var = cotangents
+    m = x.size // x.shape[-1]
+    xf, gf = x.astype(jnp.float32), g.astype(jnp.float32)
+    xc = xf - mean
+    xhat = xc * inv
+    d_bias = _channel_sum(gf)
+    d_scale = _channel_sum(gf * xhat)
+    dx = (scale * inv) * (gf - d_bias / m - xhat * (d_scale / m))
+    # cotangents of the returned statistics (zero when they only feed the running averages)
+    dx = dx + g_mean / m + xc * (2.0 * g_var / m)
+    return dx.astype(x.dtype), d_scale.astype(scale.dtype), d_bias.astype(scale.dtype)
+
+
+batch_norm_train.defvjp(_bn_train_fwd, _bn_train_bwd)
+
+
+class BatchNorm(nn.Module):
+    """BatchNorm for NHWC feature maps with the variables of `flax.linen.BatchNorm` (params `scale`, `bias`;
+    batch_stats `mean`, `var`), so checkpoints are interchangeable, and the same semantics: batch statistics and
+    updated running averages (`momentum`) in training, running averages otherwise; float32 statistics."""
+    use_running_average: bool = False
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    dtype: Dtype | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        c = x.shape[-1]
+        ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros((c,), jnp.float32))
+        ra_var = self.variable("batch_stats", "var", lambda: jnp.ones((c,), jnp.float32))
+        scale = self.param("scale", nn.initializers.ones_init(), (c,), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (c,), jnp.float32)
+        dtype = self.dtype or jnp.result_type(x.dtype, jnp.float32)
+        x = x.astype(dtype)
+        if self.use_running_average:
+            mul = scale * jax.lax.rsqrt(ra_var.value + self.epsilon)
+            return ((x.astype(jnp.float32) - ra_mean.value) * mul + bias).astype(dtype)
+        y, mean, var = batch_norm_train(x, scale, bias, self.epsilon)
+        if not self.is_initializing():
+            mom = self.momentum
+            ra_mean.value = mom * ra_mean.value + (1.0 - mom) * jax.lax.stop_gradient(mean)
+            ra_var.value = mom * ra_var.value + (1.0 - mom) * jax.lax.stop_gradient(var)
         return y
 
 
@@ -276,8 +341,8 @@ def conv_bn(x: jax.Array, features: int, kernel_size: int = 1, strides: int = 1,
     """
     x = Conv(features, kernel_size, strides, depthwise=depthwise, depthwise_impl=ls.depthwise_impl, dtype=ls.dtype,
              name=f"conv_{name}")(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=ls.bn_momentum, epsilon=ls.bn_epsilon, dtype=ls.dtype,
-                     name=f"bn_{name}")(x)
+    x = BatchNorm(use_running_average=not train, momentum=ls.bn_momentum, epsilon=ls.bn_epsilon, dtype=ls.dtype,
+                  name=f"bn_{name}")(x)
     return get_activation(act)(x)
 
 

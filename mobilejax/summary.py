@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from mobilejax.layers import Conv
+from mobilejax.layers import BatchNorm, Conv
 from mobilejax.models import create_model
 
 
@@ -88,13 +88,13 @@ def summarize_module(model: nn.Module, resolution: int, name: str | None = None)
     def interceptor(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         mod = context.module
-        if context.method_name != "__call__" or not isinstance(mod, (Conv, nn.Dense, nn.BatchNorm)):
+        if context.method_name != "__call__" or not isinstance(mod, (Conv, nn.Dense, nn.BatchNorm, BatchNorm)):
             return out
         x = args[0]
         path = "/".join(mod.path) if mod.path else mod.name
-        if isinstance(mod, nn.BatchNorm):
+        if isinstance(mod, (nn.BatchNorm, BatchNorm)):
             c = x.shape[-1]
-            params = c * (int(mod.use_scale) + int(mod.use_bias))
+            params = 2 * c if isinstance(mod, BatchNorm) else c * (int(mod.use_scale) + int(mod.use_bias))
             layers.append(Layer(path, "batchnorm", tuple(out.shape[1:]), params, 0, 1, c, c))
         elif isinstance(mod, Conv):
             k, cin, cout = mod.kernel_size, x.shape[-1], mod.features

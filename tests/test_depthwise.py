@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mobilejax.layers import (DEPTHWISE_IMPLS, Conv, conv_im2col, depthwise_conv_shift, depthwise_conv_xla,
+from mobilejax.layers import (DEPTHWISE_IMPLS, Conv, depthwise_conv_shift, depthwise_conv_xla,
                               resolve_depthwise_impl)
 from mobilejax.models import create_model
 
@@ -40,36 +40,6 @@ def test_depthwise_impls_match_grouped_conv(hw, k, stride):
         for what, a, b in zip(("output", "grad x", "grad kernel"), got, ref):
             assert a.shape == b.shape, (name, what)
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), err_msg=f"{name}: {what}", **TOL)
-
-
-def _lax_conv(x, kernel, stride, pad):
-    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), ((pad, pad), (pad, pad)),
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@pytest.mark.parametrize("hw", [(8, 8), (7, 9)])
-@pytest.mark.parametrize("k", [1, 3])
-@pytest.mark.parametrize("stride", [1, 2])
-def test_im2col_conv_matches_lax_conv(hw, k, stride):
-    """The CPU stem path (im2col matmul) equals lax.conv: outputs, input and kernel gradients."""
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, *hw, 3))
-    kernel = jax.random.normal(jax.random.PRNGKey(1), (k, k, 3, 5))
-    pad = (k - 1) // 2
-    got, ref = _loss_and_grads(conv_im2col, x, kernel, stride, pad), _loss_and_grads(_lax_conv, x, kernel, stride, pad)
-    for what, a, b in zip(("output", "grad x", "grad kernel"), got, ref):
-        assert a.shape == b.shape, what
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), err_msg=what, **TOL)
-
-
-def test_stem_conv_module_same_for_every_impl():
-    """Conv(3x3, 3 -> 8 channels, stride 2): "shift" (im2col) and "xla" (lax.conv) give the same outputs."""
-    x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 3))
-    outs = {}
-    for impl in ("xla", "shift"):
-        conv = Conv(8, 3, 2, depthwise_impl=impl)
-        params = conv.init(jax.random.PRNGKey(1), x)
-        outs[impl] = conv.apply(params, x)
-    np.testing.assert_allclose(np.asarray(outs["shift"]), np.asarray(outs["xla"]), **TOL)
 
 
 def test_depthwise_shift_vmap_and_grad_of_grad():
