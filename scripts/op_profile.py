@@ -1,0 +1,97 @@
+"""Per-op profile of the real train step on this machine: which XLA ops (fusions) take the time, and what model layer
+each belongs to.
+
+usage: python scripts/op_profile.py MODEL [--alpha 1.0] [--resolution 224] [--batch 32] [--steps 3] [--top 40]
+
+Runs `mobilejax.bench`'s train step under `jax.profiler.trace` (Python tracer off), reads the Perfetto trace, and joins
+each op's time with the optimised HLO of the step (its shape and the `op_name` metadata: e.g. `blocks_1/bn_pw/...`,
+`transpose(...)` = backward). Prints the top ops and totals per kind (fusion type, forward/backward, primitive).
+Times are summed over threads, per step. For the CPU numbers in docs/profile.md; run it with the machine quiet.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import glob
+import gzip
+import json
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+
+from mobilejax import bench  # noqa: E402
+
+
+def hlo_ops(text: str) -> dict:
+    ops = {}
+    for line in text.splitlines():
+        m = re.match(r"\s+(?:ROOT )?%([\w.\-]+) = (\S+?) (\w+)\(", line)
+        if m:
+            meta = re.search(r'op_name="([^"]+)"', line)
+            ops[m.group(1)] = (m.group(2), meta.group(1) if meta else "")
+    return ops
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--resolution", type=int, default=224)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--top", type=int, default=40)
+    a = p.parse_args()
+
+    captured = {}
+    compile_orig = jax.stages.Lowered.compile
+
+    def compile_and_keep(self, *args, **kwargs):  # keep the optimised HLO of the train step
+        out = compile_orig(self, *args, **kwargs)
+        if "train_step" in out.as_text()[:2000]:
+            captured["hlo"] = out.as_text()
+        return out
+
+    jax.stages.Lowered.compile = compile_and_keep
+    kw = dict(alpha=a.alpha, resolution=a.resolution, batch=a.batch)
+    bench.run_benchmark(a.model, steps=1, warmup=1, **kw)  # compile (and fill the cache) outside the trace
+    options = jax.profiler.ProfileOptions()
+    options.python_tracer_level = 0
+    options.host_tracer_level = 3
+    with tempfile.TemporaryDirectory() as d:
+        with jax.profiler.trace(d, create_perfetto_trace=True, profiler_options=options):
+            result = bench.run_benchmark(a.model, steps=a.steps, warmup=1, **kw)
+        trace = json.load(gzip.open(glob.glob(f"{d}/plugins/profile/*/perfetto_trace.json.gz")[0]))
+    runs = a.steps + 1  # the warm-up step also runs inside the trace
+    ops = hlo_ops(captured.get("hlo", ""))
+    dur = collections.defaultdict(float)
+    for e in trace["traceEvents"]:
+        if e.get("ph") == "X" and e.get("name") in ops:
+            dur[e["name"]] += e.get("dur", 0) / 1e3 / runs
+    total = sum(dur.values())
+    print(f"{a.model}: {result['img_per_s']} img/s under the profiler; {len(dur)} ops, {total:.0f} ms of op time per "
+          f"step (summed over threads)\n")
+    print(f"{'ms/step':>8}  {'op':30s} {'shape':42s} layer")
+    for name, ms in sorted(dur.items(), key=lambda kv: -kv[1])[:a.top]:
+        shape, meta = ops[name]
+        print(f"{ms:8.1f}  {name[:30]:30s} {shape[:42]:42s} {meta.removeprefix('jit(train_step)/')[-80:]}")
+    kinds = collections.defaultdict(float)
+    counts = collections.Counter()
+    for name, ms in dur.items():
+        shape, meta = ops[name]
+        kind = re.sub(r"\.\d+$", "", name)
+        prim = re.sub(r"^jit\(|\)$", "", meta.split("/")[-1]) if meta else "?"
+        key = (kind, "backward" if "transpose(" in meta else "forward", prim)
+        kinds[key] += ms
+        counts[key] += 1
+    print(f"\n{'ms/step':>8}  {'count':>5}  kind / pass / primitive")
+    for key, ms in sorted(kinds.items(), key=lambda kv: -kv[1])[:a.top]:
+        print(f"{ms:8.1f}  {counts[key]:5d}  {' / '.join(key)}")
+
+
+if __name__ == "__main__":
+    main()
