@@ -269,11 +269,15 @@ def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: f
     return _bn_train_fwd(x, scale, bias, epsilon)[0]
 
 
-def _bn_train_fwd(x, scale, bias, epsilon):
-    xf = x.astype(jnp.float32)
-    mean, var = _bn_stats(xf)
+def _bn_normalize(x, mean, var, scale, bias, epsilon):
+    """(x - mean) * scale / sqrt(var + eps) + bias in float32, returned in x's dtype, with 1/sqrt(var + eps)."""
     inv = jax.lax.rsqrt(var + epsilon)
-    y = ((xf - mean) * (scale * inv) + bias).astype(x.dtype)
+    return ((x.astype(jnp.float32) - mean) * (scale * inv) + bias).astype(x.dtype), inv
+
+
+def _bn_train_fwd(x, scale, bias, epsilon):
+    mean, var = _bn_stats(x.astype(jnp.float32))
+    y, inv = _bn_normalize(x, mean, var, scale, bias, epsilon)
     return (y, mean, var), (x, mean, inv, scale)
 
 
@@ -314,8 +318,7 @@ class BatchNorm(nn.Module):
         dtype = self.dtype or jnp.result_type(x.dtype, jnp.float32)
         x = x.astype(dtype)
         if self.use_running_average:
-            mul = scale * jax.lax.rsqrt(ra_var.value + self.epsilon)
-            return ((x.astype(jnp.float32) - ra_mean.value) * mul + bias).astype(dtype)
+            return _bn_normalize(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon)[0]
         y, mean, var = batch_norm_train(x, scale, bias, self.epsilon)
         if not self.is_initializing():
             mom = self.momentum
