@@ -68,13 +68,13 @@ def get_config():
     config.optim.adam_b2 = 0.999
     config.optim.weight_decay = 4e-5
     config.optim.decay_bn_and_bias = False      # False: no weight decay on BatchNorm scales/offsets and biases
-    config.optim.schedule = "cosine"            # "cosine" | "step" | "exponential" | "constant"
+    config.optim.schedule = "cosine"            # "cosine" | "linear" | "step" | "exponential" | "constant"
     config.optim.warmup_epochs = 1.0
     config.optim.step_epochs = (30, 60, 90)     # "step": multiply by step_factor at these epochs
     config.optim.step_factor = 0.1
     config.optim.decay_rate = 0.97              # "exponential": lr *= decay_rate every decay_epochs
     config.optim.decay_epochs = 2.4
-    config.optim.min_lr_ratio = 0.0             # "cosine": final lr as a fraction of the peak
+    config.optim.min_lr_ratio = 0.0             # "cosine", "linear": final lr as a fraction of the peak
     config.optim.label_smoothing = 0.1
     config.optim.grad_clip_norm = 0.0           # 0: off
     config.optim.ema_decay = 0.0                # 0: off; e.g. 0.9999 for an EMA of the weights used for eval
@@ -87,6 +87,7 @@ def get_config():
 
     config.log_every_steps = 20
     config.eval_every_epochs = 1.0
+    config.eval_flip = False                    # True: evaluate on the mean logits of each image and its mirror image
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 2
     config.progress = True                      # progress bar on the terminal

@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules (optax), built from `config.optim`.
 
-Schedules: linear warmup followed by "cosine", "step" (x step_factor at step_epochs), "exponential" (x decay_rate
+Schedules: linear warmup followed by "cosine", "linear" (straight down to min_lr_ratio x peak), "step" (x step_factor at step_epochs), "exponential" (x decay_rate
 every decay_epochs, staircase, as the MobileNet papers' RMSProp recipe) or "constant".
 Optimizers: "sgd" (momentum, Nesterov; weight decay as L2 added to the gradient), "rmsprop" (the MobileNet papers'),
 "adamw" (decoupled weight decay). BatchNorm parameters and biases are excluded from weight decay unless
@@ -12,7 +12,7 @@ import jax
 import optax
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
-SCHEDULES = ("cosine", "step", "exponential", "constant")
+SCHEDULES = ("cosine", "linear", "step", "exponential", "constant")
 
 
 def create_schedule(optim_config, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
@@ -26,6 +26,8 @@ def create_schedule(optim_config, steps_per_epoch: int, total_steps: int) -> opt
     rest = max(total_steps - warmup, 1)
     if c.schedule == "cosine":
         main = optax.cosine_decay_schedule(peak, rest, alpha=c.min_lr_ratio)
+    elif c.schedule == "linear":
+        main = optax.linear_schedule(peak, peak * c.min_lr_ratio, rest)
     elif c.schedule == "step":
         boundaries = {int(e * steps_per_epoch) - warmup: c.step_factor for e in c.step_epochs
                       if int(e * steps_per_epoch) > warmup}

@@ -105,10 +105,13 @@ def train_step(state: TrainState, batch, rng, *, label_smoothing: float, ema_dec
     return state, metrics
 
 
-def eval_step(state: TrainState, batch, *, use_ema: bool):
+def eval_step(state: TrainState, batch, *, use_ema: bool, flip: bool = False):
     params = state.ema_params if use_ema else state.params
     stats = state.ema_batch_stats if use_ema else state.batch_stats
-    logits = state.apply_fn({"params": params, "batch_stats": stats}, batch["image"], train=False)
+    apply = lambda x: state.apply_fn({"params": params, "batch_stats": stats}, x, train=False)  # noqa: E731
+    logits = apply(batch["image"])
+    if flip:  # test-time augmentation: mean of the logits of the image and its mirror image
+        logits = 0.5 * (logits + apply(batch["image"][:, :, ::-1, :]))
     mask = batch["mask"]
     loss = cross_entropy(logits, batch["label"], logits.shape[-1])
     correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
@@ -127,7 +130,7 @@ class Steps:
                                   ema_decay=config.optim.ema_decay, schedule=schedule)
         self.train = jax.jit(train, in_shardings=(self.repl, self.data, self.repl),
                              out_shardings=(self.repl, self.repl), donate_argnums=(0,))
-        self.eval = jax.jit(functools.partial(eval_step, use_ema=self.use_ema),
+        self.eval = jax.jit(functools.partial(eval_step, use_ema=self.use_ema, flip=bool(config.eval_flip)),
                             in_shardings=(self.repl, self.data), out_shardings=self.repl)
 
     def put_batch(self, batch: dict) -> dict:
