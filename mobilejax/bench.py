@@ -18,7 +18,9 @@ import jax
 import numpy as np
 
 from mobilejax import config as config_lib
-from mobilejax.train import Steps, build_model, enable_compilation_cache, init_state, make_mesh
+from mobilejax.errors import UsageError
+from mobilejax.runtime import enable_compilation_cache
+from mobilejax.train import Steps, build_model, init_state, make_mesh
 
 
 def _peak_memory_mb() -> dict:
@@ -42,15 +44,16 @@ def _temp_memory_mb(compiled) -> dict:
 
 def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: int = 32, mode: str = "train",
                   steps: int = 10, num_classes: int = 10, dtype: str = "float32", depthwise_impl: str = "auto",
-                  warmup: int = 2, compilation_cache: bool = True) -> dict:
+                  warmup: int = 2, compilation_cache: bool = True, options: dict | None = None) -> dict:
+    """`options`: further model knobs, e.g. {"small_input": True} for the CIFAR stem."""
     if mode not in ("train", "infer"):
-        raise ValueError(f"unknown mode {mode!r}; allowed: train, infer")
+        raise UsageError(f"unknown mode {mode!r}; allowed: train, infer")
     if steps < 1 or batch < 1:
-        raise ValueError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
+        raise UsageError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
     if compilation_cache:
         enable_compilation_cache()
     config = config_lib.get_config()
-    config.model = config_lib.model_config(model, alpha=alpha, depthwise_impl=depthwise_impl)
+    config.model = config_lib.model_config(model, alpha=alpha, depthwise_impl=depthwise_impl, **(options or {}))
     config.dtype = dtype
     config.batch_size = batch
     config.optim.optimizer, config.optim.learning_rate, config.optim.nesterov = "sgd", 0.01, False
@@ -98,7 +101,7 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
         times.append(time.perf_counter() - t)
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     med = statistics.median(times)
-    result = {"model": model, "alpha": alpha, "mode": mode, "resolution": resolution, "batch": batch,
+    result = {"model": model, "alpha": alpha, **(options or {}), "mode": mode, "resolution": resolution, "batch": batch,
               "dtype": dtype, "depthwise_impl": depthwise_impl, "img_per_s": round(batch / med, 2),
               "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
               "compile_s": round(compile_s, 2), "steps": steps, "backend": jax.default_backend(),

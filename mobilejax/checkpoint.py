@@ -5,10 +5,14 @@ interrupted save never leaves a half-written checkpoint behind.
 from __future__ import annotations
 
 import os
+import re
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from mobilejax.errors import UsageError
 
 
 class Checkpoints:
@@ -32,22 +36,46 @@ class Checkpoints:
         mgr = self._manager(which)
         if mgr.latest_step() == step:
             return
-        mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-                 force=True)
-        mgr.wait_until_finished()
+        try:
+            mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                   meta=ocp.args.JsonSave(meta)), force=True)
+            mgr.wait_until_finished()
+        except Exception as e:  # noqa: BLE001  (orbax reports I/O errors as ValueErrors with the OS error code)
+            code = re.search(r"os_error_code='?(\d+)", str(e))
+            if code is None:
+                raise
+            where = os.path.join(self.workdir, "checkpoints" if which == "latest" else which)
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))),
+                          f"{where}: the checkpoint of step {step} could not be written") from None
 
     def restore(self, abstract_state: Any, sharding: jax.sharding.Sharding, which: str = "latest",
                 step: int | None = None) -> tuple[Any, dict]:
         """Restore onto the shapes/dtypes of `abstract_state` placed with `sharding` (the current devices), whatever
-        devices the checkpoint was written from."""
+        devices the checkpoint was written from. An unreadable checkpoint (e.g. a corrupted file) falls back to the
+        newest intact older one, with a warning, and is deleted so that training can write that step again."""
         mgr = self._manager(which)
-        step = mgr.latest_step() if step is None else step
-        if step is None:
+        candidates = sorted(mgr.all_steps(), reverse=True) if step is None else [step]
+        where = os.path.join(self.workdir, "checkpoints" if which == "latest" else which)
+        if not candidates:
             raise FileNotFoundError(f"no {which} checkpoint in {self.workdir}")
         target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_state)
-        out = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
-                                                        meta=ocp.args.JsonRestore()))
-        return out.state, out.meta
+        broken = []
+        for s in candidates:
+            try:
+                out = mgr.restore(s, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                           meta=ocp.args.JsonRestore()))
+            except Exception as e:  # noqa: BLE001  (orbax raises many kinds for damaged files)
+                broken.append((s, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:200]))
+                continue
+            if broken:
+                print(f"mobilejax: warning: {which} checkpoint(s) at step {', '.join(str(b) for b, _ in broken)} "
+                      f"in {where} could not be read ({broken[0][1]}); using the intact step {s} and deleting the "
+                      "damaged one(s)", file=sys.stderr, flush=True)
+                for b, _ in broken:
+                    mgr.delete(b)
+            return out.state, out.meta
+        raise UsageError(f"no intact {which} checkpoint in {where}: step(s) {', '.join(str(b) for b, _ in broken)} "
+                         f"could not be read ({broken[0][1]}); delete {where} to start that run over")
 
     def close(self) -> None:
         self.latest.close()

@@ -7,19 +7,18 @@ Fields:
   the rest: run length, batch size, evaluation/checkpoint cadence, precision, logging.
 """
 import ast
+import os
 
 import ml_collections
+from absl import flags
 from ml_collections import config_dict
 
-# Every model knob of every family (see mobilejax.models); placeholders keep types for command-line overrides.
-MODEL_KNOBS = {
-    "alpha": float, "dropout": float, "bn_momentum": float, "bn_epsilon": float, "small_input": bool,
-    "depthwise_impl": str, "activation": str, "kernel_size": int, "round_nearest": int,
-    "separable": bool,                                                            # mobilenet_v1
-    "expansion": float, "bottleneck_activation": str, "residual": bool, "last_channels": int,  # mobilenet_v2
-    "se": bool, "minimalistic": bool, "se_gate": str,                            # mobilenet_v3_*
-    "shuffle": bool, "groups": int,                                              # shufflenet_v2
-}
+from mobilejax.errors import UsageError
+from mobilejax.models.registry import knob_types
+
+# Every model knob of every family, with its type (from the registry): placeholders keep the types for
+# command-line overrides, and `None` means the family's own default.
+MODEL_KNOBS = knob_types()
 
 
 def model_config(name: str, **knobs) -> ml_collections.ConfigDict:
@@ -92,6 +91,7 @@ def get_config():
     config.keep_checkpoints = 2
     config.progress = True                      # progress bar on the terminal
     config.overwrite = False                    # True: allow a workdir holding another model's run to be replaced
+    config.allow_changes = False                # True: resume a run with changed settings (recorded in run.json)
     return config
 
 
@@ -116,6 +116,14 @@ def parse_arg(arg: str | None) -> dict:
         except (ValueError, SyntaxError):
             pass
         out[key.strip()] = value
+    return out
+
+
+def parse_args(items: list[str]) -> dict:
+    """["a=1", "b=x,c=2"] (e.g. repeated --option flags) -> {"a": 1, "b": "x", "c": 2}."""
+    out = {}
+    for item in items:
+        out.update(parse_arg(item))
     return out
 
 
@@ -172,3 +180,49 @@ def from_dict(values: dict) -> ml_collections.ConfigDict:
 
     merge(config, values, "")
     return config
+
+
+def load_config(config_args: list[str], base: ml_collections.ConfigDict | None = None) -> ml_collections.ConfigDict:
+    """Parse `--config FILE[:ARGS]` and `--config.x.y=v` with ml-collections' config_flags (a locked config).
+
+    With `base` (e.g. a workdir's saved config) only `--config.x.y=v` overrides are accepted. Every mistake (a
+    missing or broken config file, a misspelt key, a value of the wrong type) is a UsageError with one line."""
+    from ml_collections import config_flags
+
+    for a in config_args:
+        if not a.startswith("--config"):
+            raise UsageError(f"unexpected argument {a!r}; expected --config FILE[:ARGS] or --config.KEY=VALUE")
+    if base is None:
+        files = [a.split("=", 1)[1] for a in config_args if a.startswith("--config=")]
+        if not files:
+            raise UsageError("--config FILE is required, e.g. --config configs/quickstart.py")
+        path = files[-1].split(":", 1)[0]
+        if not os.path.isfile(path):
+            raise UsageError(f"config file {path!r} does not exist")
+    elif any(a.startswith("--config=") for a in config_args):
+        raise UsageError("this command reads the config saved in the workdir: give only --config.KEY=VALUE overrides")
+    argv = ["mobilejax"] + config_args
+    fv = flags.FlagValues()
+    # config_flags discovers the `--config.*` override flags from the argv given here (not from sys.argv)
+    if base is None:
+        config_flags.DEFINE_config_file("config", None, "ml-collections config file", flag_values=fv,
+                                        lock_config=True, sys_argv=argv)
+    else:
+        base.lock()
+        config_flags.DEFINE_config_dict("config", base, "the run's config", flag_values=fv, lock_config=True,
+                                        sys_argv=argv)
+    try:
+        fv(argv)
+        config = fv["config"].value
+    except Exception as e:  # a broken config file raises anything; report it as one line
+        raise UsageError(f"bad config: {one_line(e)}") from None
+    return config
+
+
+def one_line(e: BaseException) -> str:
+    """An exception's message on one line (KeyErrors and wrapped exceptions unwrapped)."""
+    while e.args and isinstance(e.args[0], BaseException):
+        e = e.args[0]
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    return "; ".join(lines) or type(e).__name__

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 
-METRICS_FILE = "metrics.jsonl"
+from mobilejax.workdir import METRICS_FILE
 
 
 def read_metrics(workdir: str) -> list[dict]:
@@ -26,23 +27,27 @@ def read_metrics(workdir: str) -> list[dict]:
 
 
 class MetricWriter:
-    """Appends scalars; on resume, `truncate_after(step)` drops lines logged after the restored checkpoint."""
+    """Appends scalars to metrics.jsonl and TensorBoard. A run (re)starting at `start_step` first drops what was
+    logged after it (a resumed run logs those steps again): metrics.jsonl is rewritten with the earlier lines and
+    the TensorBoard event files are rebuilt from them, so no step ever appears twice."""
 
-    def __init__(self, workdir: str, tensorboard: bool = True):
+    def __init__(self, workdir: str, start_step: int = 0, tensorboard: bool = True):
         self.workdir = workdir
         self.path = os.path.join(workdir, METRICS_FILE)
-        self._tb = None
-        if tensorboard:
-            import tensorflow as tf  # CPU-only input-pipeline dependency; used here for its event-file writer
-            self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-
-    def truncate_after(self, step: int) -> None:
-        rows = [r for r in read_metrics(self.workdir) if r.get("step", 0) <= step]
+        rows = [r for r in read_metrics(workdir) if r.get("step", 0) <= start_step]
         tmp = self.path + ".tmp"
         with open(tmp, "w") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
         os.replace(tmp, self.path)
+        self._tb = None
+        if tensorboard:
+            import tensorflow as tf  # CPU-only input-pipeline dependency; used here for its event-file writer
+            tb_dir = os.path.join(workdir, "tensorboard")
+            shutil.rmtree(tb_dir, ignore_errors=True)
+            self._tb = tf.summary.create_file_writer(tb_dir)
+            for r in rows:
+                self._write_tb(r["step"], {k: v for k, v in r.items() if k != "step" and isinstance(v, (int, float))})
 
     def write(self, step: int, scalars: dict) -> None:
         row = {"step": int(step)}
@@ -51,12 +56,16 @@ class MetricWriter:
             row[k] = v if math.isfinite(v) else str(v)
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        if self._tb is not None:
-            import tensorflow as tf
-            with self._tb.as_default(step=int(step)):
-                for k, v in scalars.items():
-                    tf.summary.scalar(k, float(v))
-            self._tb.flush()
+        self._write_tb(step, scalars)
+
+    def _write_tb(self, step: int, scalars: dict) -> None:
+        if self._tb is None:
+            return
+        import tensorflow as tf
+        with self._tb.as_default(step=int(step)):
+            for k, v in scalars.items():
+                tf.summary.scalar(k, float(v))
+        self._tb.flush()
 
     def close(self) -> None:
         if self._tb is not None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from flax import linen as nn
 
-from mobilejax.layers import BatchNorm, batch_norm_train
+from mobilejax.layers import BatchNorm
+from mobilejax.ops import batch_norm_train
 
 X = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 6, 7)) * 3.0 + 1.0
 PARAMS = {"scale": jnp.linspace(0.5, 2.0, 7), "bias": jnp.linspace(-1.0, 1.0, 7)}

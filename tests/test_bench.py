@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mobilejax import cli
+from mobilejax import cli, runtime
 
 
 @pytest.mark.parametrize("mode", ["train", "infer"])
@@ -33,16 +33,16 @@ def test_bench_reports_cpu_costs(capsys):
 
 
 def test_malloc_environment(monkeypatch):
-    monkeypatch.setattr(cli.sys, "platform", "linux")
-    env = cli.malloc_environment({"PATH": "/bin"})
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    env = runtime.malloc_environment({"PATH": "/bin"})
     assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
     # other tunables are kept; one already chosen (by us after the re-exec, or by the user) is left alone
-    env = cli.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    env = runtime.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
-    assert cli.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) is None
-    assert cli.malloc_environment({"MOBILEJAX_NO_MALLOC_TUNING": "1"}) is None
-    monkeypatch.setattr(cli.sys, "platform", "darwin")
-    assert cli.malloc_environment({}) is None
+    assert runtime.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) is None
+    assert runtime.malloc_environment({"MOBILEJAX_NO_MALLOC_TUNING": "1"}) is None
+    monkeypatch.setattr(runtime.sys, "platform", "darwin")
+    assert runtime.malloc_environment({}) is None
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable")

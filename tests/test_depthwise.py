@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mobilejax.layers import (DEPTHWISE_IMPLS, Conv, depthwise_conv_shift, depthwise_conv_xla,
-                              resolve_depthwise_impl)
+from mobilejax.layers import Conv
+from mobilejax.ops import DEPTHWISE_IMPLS, depthwise_conv_shift, depthwise_conv_xla, resolve_depthwise_impl
 from mobilejax.models import create_model
 
 IMPLS = {"xla": depthwise_conv_xla, "shift": depthwise_conv_shift}

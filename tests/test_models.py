@@ -116,12 +116,26 @@ def test_jit_grad_and_train_eval_modes(name):
 
 def test_dropout_active_only_in_train():
     model = create_model("mobilenet_v2", alpha=0.35, num_classes=5, dropout=0.5, depthwise_impl="xla")
-    x = jnp.ones((2, 32, 32, 3))
+    no_dropout = create_model("mobilenet_v2", alpha=0.35, num_classes=5, dropout=0.0, depthwise_impl="xla")
+    x = jax.random.normal(jax.random.key(3), (4, 32, 32, 3))  # random images: BatchNorm keeps their differences
     v = jax.jit(lambda k, x: model.init(k, x, train=False))(jax.random.key(0), x)
-    train = jax.jit(lambda v, x, k: model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": k})[0])
-    assert not np.allclose(train(v, x, jax.random.key(1)), train(v, x, jax.random.key(2)))
-    ev = jax.jit(lambda v, x: model.apply(v, x, train=False))
-    np.testing.assert_allclose(ev(v, x), ev(v, x))
+
+    def train(m):
+        return jax.jit(lambda v, x, k: m.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": k})[0])
+
+    a, b, a2 = train(model)(v, x, jax.random.key(1)), train(model)(v, x, jax.random.key(2)), \
+        train(model)(v, x, jax.random.key(1))
+    assert float(jnp.max(jnp.abs(a - b))) > 1e-3      # other dropout masks, other logits
+    np.testing.assert_array_equal(a, a2)               # the same mask, the same logits
+    # the same weights without dropout give other logits in training, the same in evaluation
+    assert float(jnp.max(jnp.abs(a - train(no_dropout)(v, x, jax.random.key(1))))) > 1e-3
+    # evaluation: running statistics taken from this batch (momentum 0), so the logits are far from zero
+    stats = create_model("mobilenet_v2", alpha=0.35, num_classes=5, bn_momentum=0.0, depthwise_impl="xla").apply(
+        v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)})[1]
+    ev = lambda m: jax.jit(lambda v, x: m.apply(v, x, train=False))({**v, **stats}, x)  # noqa: E731
+    y = ev(model)
+    assert float(jnp.std(y)) > 1e-3                    # not a degenerate constant output
+    np.testing.assert_allclose(y, ev(no_dropout), rtol=1e-6, atol=1e-6)
 
 
 def test_channel_shuffle_is_a_permutation_with_inverse():

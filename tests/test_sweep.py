@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from mobilejax import cli
-from mobilejax.report import pareto_front, write_report
-from mobilejax.sweep import load_experiment, run_sweep, train_argv, trial_name
+from mobilejax.config import load_config
+from mobilejax.sweeps import load_experiment, run_sweep, train_argv, trial_name, write_report
+from mobilejax.sweeps.report import pareto_front
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,7 +91,7 @@ def test_sweep_runs_interrupts_resumes_and_skips(tmp_path, image_folder, capsys)
     err = capsys.readouterr().err
     assert f"{names[0]}: finished, skipped" in err
     assert open(os.path.join(sweep, names[0], "train.log")).read() == log0  # not run again
-    assert "Resuming from step 3" in open(os.path.join(sweep, names[1], "train.log")).read()
+    assert "resuming from step 3" in open(os.path.join(sweep, names[1], "train.log")).read()
     assert set(statuses(sweep).values()) == {"done"}
     for n in names:
         results = json.load(open(os.path.join(sweep, n, "results.json")))
@@ -147,7 +148,7 @@ def test_dry_run_prints_exactly_the_trials(tmp_path, image_folder, capsys):
         assert argv[:2] == ["mobilejax", "train"]
         assert argv[1:] == train_argv(exp, trial, sweep)
         assert argv[-1] == f"--workdir={os.path.join(sweep, trial['name'])}"
-        config = cli.load_config([a for a in argv[2:] if a.startswith("--config")])
+        config = load_config([a for a in argv[2:] if a.startswith("--config")])
         assert config.model.name == trial["overrides"]["model.name"]
         assert config.model.alpha == trial["overrides"]["model.alpha"]
         assert config.num_train_steps == 3 and config.data.image_size == 16

@@ -12,7 +12,8 @@ from PIL import Image
 
 import mobilejax.data  # noqa: F401  (registers the sklearn_digits tfds builder)
 from mobilejax import cli
-from mobilejax.config import get_config, model_config
+from mobilejax.config import get_config, load_config, model_config
+from mobilejax.errors import UsageError
 from mobilejax.metrics import read_metrics
 from mobilejax.train import WorkdirConflictError, train_and_evaluate
 
@@ -149,23 +150,23 @@ def test_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
 
 
 def test_config_file_arguments_and_overrides():
-    cfg = cli.load_config([f"--config={ROOT}/configs/quickstart.py:model=mobilenet_v3_small,alpha=0.75,res=48",
+    cfg = load_config([f"--config={ROOT}/configs/quickstart.py:model=mobilenet_v3_small,alpha=0.75,res=48",
                            "--config.optim.learning_rate=0.01", "--config.model.se=False"])
     assert cfg.model.name == "mobilenet_v3_small" and cfg.model.alpha == 0.75 and cfg.model.se is False
     assert cfg.data.image_size == 48 and cfg.optim.learning_rate == 0.01
-    with pytest.raises(cli.UsageError, match="lerning_rate"):
-        cli.load_config([f"--config={ROOT}/configs/quickstart.py", "--config.optim.lerning_rate=0.1"])
-    with pytest.raises(cli.UsageError, match="has no key 'lerning_rate'"):
-        cli.load_config([f"--config={ROOT}/configs/quickstart.py:optim.lerning_rate=0.1"])
-    with pytest.raises(cli.UsageError, match="--config FILE is required"):
-        cli.load_config([])
+    with pytest.raises(UsageError, match="lerning_rate"):
+        load_config([f"--config={ROOT}/configs/quickstart.py", "--config.optim.lerning_rate=0.1"])
+    with pytest.raises(UsageError, match="has no key 'lerning_rate'"):
+        load_config([f"--config={ROOT}/configs/quickstart.py:optim.lerning_rate=0.1"])
+    with pytest.raises(UsageError, match="--config FILE is required"):
+        load_config([])
 
 
 @pytest.mark.parametrize("config_file", sorted(f for f in os.listdir(os.path.join(ROOT, "configs"))
                                                if f.endswith(".py")))
 def test_every_config_file_loads_and_builds(config_file):
     from mobilejax.train import build_model
-    cfg = cli.load_config([f"--config={ROOT}/configs/{config_file}"])
+    cfg = load_config([f"--config={ROOT}/configs/{config_file}"])
     model = build_model(cfg, 5)
     assert model.num_classes == 5
     assert "mobilejax train --config configs/" in open(os.path.join(ROOT, "configs", config_file)).read()

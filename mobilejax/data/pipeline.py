@@ -10,6 +10,7 @@ s // steps_per_epoch, and `train_batches(s)` yields exactly what `train_batches(
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Iterator
 
 import numpy as np
@@ -110,7 +111,7 @@ def _stream_key(seed: int, stream: int) -> tf.Tensor:
 class Datasets:
     """Train/eval input pipelines over one dataset; see `get_datasets`."""
 
-    def __init__(self, options: _Options, batch_size: int, eval_batch_size: int, seed: int):
+    def __init__(self, options: _Options, batch_size: int, eval_batch_size: int, seed: int, train: bool = True):
         self._o = options
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
@@ -119,14 +120,27 @@ class Datasets:
         self.class_names: list[str] = list(self._source.class_names)
         self.num_classes: int = len(self.class_names)
         self.image_size: int = options.image_size
-        self._train = self._source.load(options.train_split)
         self._eval_splits: dict[str, Split] = {options.eval_split: self._source.load(options.eval_split)}
-        self.num_train_examples: int = self._train.num_examples
         self.num_eval_examples: int = self._eval_splits[options.eval_split].num_examples
-        self.steps_per_epoch: int = self.num_train_examples // self.batch_size
-        if self.steps_per_epoch < 1:
+        if train:  # open and check the training split now (evaluation alone never needs it)
+            _ = self.steps_per_epoch
+
+    @functools.cached_property
+    def _train(self) -> Split:
+        """The training split, opened on first use (evaluation alone never needs it)."""
+        return self._source.load(self._o.train_split)
+
+    @property
+    def num_train_examples(self) -> int:
+        return self._train.num_examples
+
+    @functools.cached_property
+    def steps_per_epoch(self) -> int:
+        spe = self.num_train_examples // self.batch_size
+        if spe < 1:
             raise ValueError(f"batch_size={self.batch_size} is larger than the {self.num_train_examples} training "
-                             f"examples of split {options.train_split!r}: an epoch would hold no batch")
+                             f"examples of split {self._o.train_split!r}: an epoch would hold no batch")
+        return spe
 
     @property
     def train_split(self) -> str:
@@ -236,11 +250,12 @@ def _iterate(ds: tf.data.Dataset, source, split: Split) -> Iterator[dict]:
     return gen()
 
 
-def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int = 0) -> Datasets:
-    """Open config.data's dataset and splits (validating names, splits and options now) -> `Datasets`."""
+def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int = 0, train: bool = True) -> Datasets:
+    """Open config.data's dataset and splits (validating names, splits and options now) -> `Datasets`.
+    `train=False` opens only the evaluation split (the training split is then opened on first use)."""
     if int(batch_size) < 1 or int(eval_batch_size) < 1:
         raise ValueError(f"batch_size={batch_size} and eval_batch_size={eval_batch_size} must be positive")
-    return Datasets(_Options.from_config(data_config), batch_size, eval_batch_size, seed)
+    return Datasets(_Options.from_config(data_config), batch_size, eval_batch_size, seed, train)
 
 
 def load_image_for_predict(path: str, data_config) -> np.ndarray:

@@ -1,74 +1,15 @@
-"""Model registry: `create_model(name, **knobs)` for every family, failing with the list of known names."""
-from __future__ import annotations
+"""The model families and their registry: `create_model(name, **knobs)` builds any of `model_names()`.
 
-import dataclasses
-import functools
-from typing import Any, Callable
-
-from flax import linen as nn
-
+One file per family (`mobilenet_v1.py` ... `shufflenet_v2.py`) holding only its architecture table and assembly;
+the blocks they share are in `blocks.py` (the inverted residual, the depthwise-separable pair, the shuffle unit),
+the classifier base class and the small-input rule in `base.py`, the registry in `registry.py`.
+"""
 from mobilejax.models.mobilenet_v1 import MobileNetV1
 from mobilejax.models.mobilenet_v2 import MobileNetV2
 from mobilejax.models.mobilenet_v3 import MobileNetV3
+from mobilejax.models.registry import (MODELS, create_model, create_model_from_config, knob_types, model_class,
+                                       model_knobs, model_names)
 from mobilejax.models.shufflenet_v2 import ShuffleNetV2
 
-MODELS: dict[str, Callable[..., nn.Module]] = {
-    "mobilenet_v1": MobileNetV1,
-    "mobilenet_v2": MobileNetV2,
-    "mobilenet_v3_large": functools.partial(MobileNetV3, variant="large"),
-    "mobilenet_v3_small": functools.partial(MobileNetV3, variant="small"),
-    "shufflenet_v2": ShuffleNetV2,
-}
-
-
-def model_names() -> list[str]:
-    return sorted(MODELS)
-
-
-def model_class(name: str) -> type:
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(model_names())}")
-    ctor = MODELS[name]
-    return ctor.func if isinstance(ctor, functools.partial) else ctor
-
-
-def model_knobs(name: str) -> list[str]:
-    """The keyword arguments (config fields) `create_model(name, ...)` accepts."""
-    fixed = getattr(MODELS[name], "keywords", {}) if name in MODELS else {}
-    return [f.name for f in dataclasses.fields(model_class(name))
-            if f.name not in ("parent", "name") and f.name not in fixed]
-
-
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build a model by registry name, e.g. `create_model("mobilenet_v3_small", num_classes=5, alpha=0.75)`."""
-    model_class(name)  # fails listing the known names
-    knobs = model_knobs(name)
-    unknown = sorted(set(kwargs) - set(knobs))
-    if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {name!r}; allowed: {', '.join(knobs)}")
-    return MODELS[name](**kwargs)
-
-
-__all__ = ["MODELS", "create_model", "create_model_from_config", "model_names", "model_knobs", "MobileNetV1", "MobileNetV2", "MobileNetV3",
-           "ShuffleNetV2"]
-
-
-def create_model_from_config(model_config: Any, **overrides: Any) -> nn.Module:
-    """Build from a config section {name, knob: value-or-None}: `None` keeps the family's default; a knob set for a
-    family that has no such option is an error (never silently ignored). `overrides` (e.g. num_classes, dtype) win."""
-    cfg = dict(model_config.items() if hasattr(model_config, "items") else model_config)
-    name = cfg.pop("name", None)
-    if name is None:
-        raise ValueError("the model config has no 'name'; known models: " + ", ".join(model_names()))
-    model_class(name)  # fails listing known names
-    knobs = set(model_knobs(name))
-    kwargs = {}
-    for k, v in cfg.items():
-        if v is None:
-            continue
-        if k not in knobs:
-            raise ValueError(f"config.model.{k}={v!r} is not an option of {name}; its options: "
-                             f"{', '.join(sorted(knobs))}")
-        kwargs[k] = v
-    kwargs.update({k: v for k, v in overrides.items() if v is not None})
-    return create_model(name, **kwargs)
+__all__ = ["MODELS", "create_model", "create_model_from_config", "knob_types", "model_class", "model_knobs",
+           "model_names", "MobileNetV1", "MobileNetV2", "MobileNetV3", "ShuffleNetV2"]

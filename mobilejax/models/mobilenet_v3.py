@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from mobilejax.layers import ModelCommon, check_activation, conv_bn, get_activation, make_divisible
-from mobilejax.models.mobilenet_v2 import InvertedResidual
+from mobilejax.layers import check_activation, get_activation, make_divisible
+from mobilejax.models.base import Classifier, small_input_strides
+from mobilejax.models.blocks import InvertedResidual, conv_bn
 
 RE, HS = "relu", "hard_swish"
 # (kernel, expanded, out, squeeze-excite, activation, stride): the paper's Tables 1 and 2.
@@ -28,7 +29,7 @@ SMALL = ((3, 16, 16, True, RE, 2), (3, 72, 24, False, RE, 2), (3, 88, 24, False,
 VARIANTS = {"large": (LARGE, 1280), "small": (SMALL, 1024)}
 
 
-class MobileNetV3(ModelCommon):
+class MobileNetV3(Classifier):
     variant: str = "large"
     se: bool = True
     activation: str | None = None  # None: the paper's ReLU / hard-swish placement
@@ -51,16 +52,13 @@ class MobileNetV3(ModelCommon):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        self.check_input(x, 8 if self.small_input else 32)
+        self.check_input(x)
         blocks, last_channels = VARIANTS[self.variant]
-        ch = lambda c: make_divisible(c * self.alpha, 8)
+        ch = lambda c: make_divisible(c * self.alpha, 8)  # noqa: E731
         c_in, c_in_paper = ch(16), 16
-        x = conv_bn(x, c_in, 3, 1 if self.small_input else 2, act=self._act(HS), train=train, name="stem",
-                    ls=self.ls)
-        first_stride2 = True
-        for i, (k, e, c, se, act, s) in enumerate(blocks):
-            if s == 2 and self.small_input and first_stride2:
-                s, first_stride2 = 1, False
+        x = conv_bn(x, c_in, 3, self.stem_stride, act=self._act(HS), train=train, name="stem", ls=self.ls)
+        strides = small_input_strides([b[-1] for b in blocks], self.small_input)
+        for i, ((k, e, c, se, act, _), s) in enumerate(zip(blocks, strides)):
             if self.minimalistic:
                 k, se = 3, False
             k = self.kernel_size or k

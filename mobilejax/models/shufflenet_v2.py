@@ -9,7 +9,9 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from mobilejax.layers import LayerSettings, ModelCommon, channel_shuffle, channel_split, check_activation, conv_bn
+from mobilejax.layers import check_activation
+from mobilejax.models.base import Classifier, small_input_strides
+from mobilejax.models.blocks import ShuffleUnit, conv_bn
 
 # alpha -> (stem, stage 2, stage 3, stage 4, last conv) output channels (the paper's Table 5).
 WIDTHS = {0.5: (24, 48, 96, 192, 1024), 1.0: (24, 116, 232, 464, 1024), 1.5: (24, 176, 352, 704, 1024),
@@ -17,39 +19,7 @@ WIDTHS = {0.5: (24, 48, 96, 192, 1024), 1.0: (24, 116, 232, 464, 1024), 1.5: (24
 REPEATS = (4, 8, 4)
 
 
-class ShuffleUnit(nn.Module):
-    """Stride 1: split channels in half, transform one half (`conv_pw`, `conv_dw`, `conv_pwl`), concatenate.
-    Stride 2: both halves see the whole input; the left branch is depthwise + pointwise (`conv_dw_proj`,
-    `conv_pw_proj`). Then channel shuffle (`shuffle=False` turns it off for the ablation)."""
-    features: int
-    strides: int = 1
-    kernel_size: int = 3
-    activation: str = "relu"
-    shuffle: bool = True
-    groups: int = 2
-    ls: LayerSettings = LayerSettings()
-
-    @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-        b = self.features // 2
-        cin = x.shape[-1]
-        k, s, act, ls = self.kernel_size, self.strides, self.activation, self.ls
-        if s == 1:
-            if cin != self.features:
-                raise ValueError(f"a stride-1 ShuffleNetV2 unit needs equal in/out channels, got {cin}, {self.features}")
-            left, right = channel_split(x, 2)
-        else:
-            left = conv_bn(x, cin, k, s, act=None, train=train, name="dw_proj", ls=ls, depthwise=True)
-            left = conv_bn(left, b, 1, 1, act=act, train=train, name="pw_proj", ls=ls)
-            right = x
-        right = conv_bn(right, b, 1, 1, act=act, train=train, name="pw", ls=ls)
-        right = conv_bn(right, b, k, s, act=None, train=train, name="dw", ls=ls, depthwise=True)
-        right = conv_bn(right, b, 1, 1, act=act, train=train, name="pwl", ls=ls)
-        out = jnp.concatenate([left, right], axis=-1)
-        return channel_shuffle(out, self.groups) if self.shuffle else out
-
-
-class ShuffleNetV2(ModelCommon):
+class ShuffleNetV2(Classifier):
     dropout: float = 0.0  # torchvision has none
     shuffle: bool = True
     groups: int = 2
@@ -65,18 +35,18 @@ class ShuffleNetV2(ModelCommon):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-        self.check_input(x, 8 if self.small_input else 32)
+        self.check_input(x)
         widths = WIDTHS[float(self.alpha)]
-        x = conv_bn(x, widths[0], 3, 1 if self.small_input else 2, act=self.activation, train=train, name="stem",
-                    ls=self.ls)
-        if not self.small_input:
+        x = conv_bn(x, widths[0], 3, self.stem_stride, act=self.activation, train=train, name="stem", ls=self.ls)
+        # the first downsampling after the stem is the max pool; under the small-input rule it is dropped
+        pool_stride, *strides = small_input_strides([2] + [2 if j == 0 else 1 for n in REPEATS for j in range(n)],
+                                                    self.small_input)
+        if pool_stride == 2:
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-        i = 0
-        for c, n in zip(widths[1:4], REPEATS):
-            for j in range(n):
-                x = ShuffleUnit(c, 2 if j == 0 else 1, self.kernel_size, self.activation, self.shuffle, self.groups,
-                                self.ls, name=f"blocks_{i}")(x, train)
-                i += 1
+        channels = [c for c, n in zip(widths[1:4], REPEATS) for _ in range(n)]
+        for i, (c, s) in enumerate(zip(channels, strides)):
+            x = ShuffleUnit(c, s, self.kernel_size, self.activation, self.shuffle, self.groups, self.ls,
+                            name=f"blocks_{i}")(x, train)
         x = conv_bn(x, widths[4], 1, 1, act=self.activation, train=train, name="head", ls=self.ls)
         x = jnp.mean(x, axis=(1, 2))
         return self.head(x, train)

@@ -14,17 +14,10 @@ import os
 import sys
 
 from mobilejax.metrics import plot_learning_curves, read_metrics
+from mobilejax.workdir import read_json
 
 COLUMNS = ["trial", "overrides", "status", "params", "macs", "best_accuracy", "final_accuracy", "epochs",
            "wall_time_s", "img_per_s"]
-
-
-def _read_json(path: str):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def _fmt_override(v) -> str:
@@ -39,7 +32,7 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
     """(sweep.json or None, one row per trial)."""
     if not os.path.isdir(workdir):
         raise FileNotFoundError(f"{workdir!r} is not a directory")
-    manifest = _read_json(os.path.join(workdir, "sweep.json"))
+    manifest = read_json(os.path.join(workdir, "sweep.json"))
     if manifest is not None:
         trials = [(t["name"], t.get("overrides", {})) for t in manifest.get("trials", [])]
         state = manifest.get("state", {})
@@ -49,7 +42,7 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
             p = os.path.join(workdir, d)
             if os.path.isdir(p) and any(os.path.exists(os.path.join(p, f))
                                         for f in ("config.json", "results.json", "status.json")):
-                status = _read_json(os.path.join(p, "status.json")) or {}
+                status = read_json(os.path.join(p, "status.json")) or {}
                 trials.append((d, status.get("overrides", {})))
         state = {}
         if not trials:
@@ -57,8 +50,8 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
     rows = []
     for name, overrides in trials:
         d = os.path.join(workdir, name)
-        results = _read_json(os.path.join(d, "results.json"))
-        status_file = _read_json(os.path.join(d, "status.json")) or {}
+        results = read_json(os.path.join(d, "results.json"))
+        status_file = read_json(os.path.join(d, "status.json")) or {}
         metrics = read_metrics(d) if os.path.isdir(d) else []
         row = {"trial": name, "overrides": overrides_label(overrides), "overrides_dict": overrides, "dir": d,
                "metrics": metrics, "error": ""}

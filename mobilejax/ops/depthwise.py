@@ -1,0 +1,130 @@
+"""Depthwise convolution kernels (below Flax): the reference and the CPU fast path, with its backward pass.
+
+Depthwise convolution is canonically `feature_group_count == channels`. `depthwise_impl` picks how it is computed:
+  - "xla":   `lax.conv_general_dilated(..., feature_group_count=C)` (the reference; fast on GPU/TPU),
+  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU),
+  - "auto":  "shift" on CPU, "xla" elsewhere.
+All implementations take a kernel of shape `(k, k, 1, C)` and symmetric padding `pad`, so a checkpoint trained
+with one evaluates identically with another (tests/test_depthwise.py proves equal outputs and gradients).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+DEPTHWISE_IMPLS = ("auto", "xla", "shift")
+
+def resolve_depthwise_impl(impl: str) -> str:
+    if impl not in DEPTHWISE_IMPLS:
+        raise ValueError(f"unknown depthwise_impl {impl!r}; allowed: {', '.join(DEPTHWISE_IMPLS)}")
+    if impl == "auto":
+        return "shift" if jax.default_backend() == "cpu" else "xla"
+    return impl
+
+
+def _out_size(size: int, k: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - k) // stride + 1
+
+
+def depthwise_conv_xla(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
+    """Reference depthwise convolution: grouped convolution with one group per channel."""
+    return jax.lax.conv_general_dilated(
+        x, kernel, window_strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1])
+
+
+def _tap(a: jax.Array, i: int, j: int, stride: int, ho: int, wo: int) -> jax.Array:
+    """The (i, j) tap of a (padded) NHWC array: rows i, i+s, ..., `ho` of them; columns likewise."""
+    n, _, _, c = a.shape
+    return jax.lax.slice(a, (0, i, j, 0), (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
+                         (1, stride, stride, 1))
+
+
+def _shift_sum(xp: jax.Array, kernel: jax.Array, stride: int, ho: int, wo: int) -> jax.Array:
+    """sum over taps (i, j) of tap(xp, i, j) * kernel[i, j, 0]: one fused elementwise loop under XLA."""
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            term = _tap(xp, i, j, stride, ho, wo) * kernel[i, j, 0]
+            out = term if out is None else out + term
+    return out
+
+
+def _pad_hw(x: jax.Array, lo: int, hi: int, interior: int = 0) -> jax.Array:
+    if lo == hi == interior == 0:
+        return x
+    z = jnp.zeros((), x.dtype)
+    return jax.lax.pad(x, z, ((0, 0, 0), (lo, hi, interior), (lo, hi, interior), (0, 0, 0)))
+
+
+def _depthwise_shift_fwd_only(x, kernel, stride, pad):
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    h, w = x.shape[1], x.shape[2]
+    ho, wo = _out_size(h, kh, stride, pad), _out_size(w, kw, stride, pad)
+    return _shift_sum(_pad_hw(x, pad, pad), kernel, stride, ho, wo)
+
+
+def _sum_taps(ops: list[jax.Array]) -> list[jax.Array]:
+    """Per-channel sums over (N, H, W) of every array in `ops`, as one variadic reduction (one pass over the inputs,
+    k*k accumulators) in two stages: over N first (keeps H, W, C contiguous, so it vectorises), then over H, W of
+    the N-times smaller partials. XLA:CPU runs k*k separate (N, H, W) reductions of sliced inputs (what autodiff
+    of the slices gives) about 1-3x slower in isolation (docs/profile.md)."""
+    zeros = [jnp.zeros((), o.dtype) for o in ops]
+    add = lambda a, b: [u + v for u, v in zip(a, b)]  # noqa: E731
+    part = jax.lax.reduce(ops, zeros, add, (0,))
+    return [jnp.sum(p, axis=(0, 1)) for p in part]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_shift(x, kernel, stride, pad):
+    return _depthwise_shift_fwd_only(x, kernel, stride, pad)
+
+
+def _depthwise_shift_fwd(x, kernel, stride, pad):
+    return _depthwise_shift_fwd_only(x, kernel, stride, pad), (x, kernel)
+
+
+def _depthwise_shift_bwd(stride, pad, res, g):
+    x, kernel = res
+    kh, kw = kernel.shape[0], kernel.shape[1]
+    h, w = x.shape[1], x.shape[2]
+    ho, wo = g.shape[1], g.shape[2]
+    # Kernel gradient: dW[i, j, c] = sum_{n, y, x} tap_ij(pad(x))[n, y, x, c] * g[n, y, x, c].
+    xp = _pad_hw(x, pad, pad)
+    dk = _sum_taps([_tap(xp, i, j, stride, ho, wo) * g for i in range(kh) for j in range(kw)])
+    dk = jnp.stack(dk).reshape(kernel.shape).astype(kernel.dtype)
+    # Input gradient: the transposed convolution = correlation of the (stride-dilated) cotangent with the flipped
+    # kernel, padded so that it covers every input position.
+    # (Measured: faster than autodiff's sum of k*k scattered pads at stride 1, on par at stride 2; docs/profile.md.)
+    flipped = kernel[::-1, ::-1]
+    lo_h, lo_w = kh - 1 - pad, kw - 1 - pad
+    hi_h = h + kh - 1 - lo_h - ((ho - 1) * stride + 1)
+    hi_w = w + kw - 1 - lo_w - ((wo - 1) * stride + 1)
+    z = jnp.zeros((), g.dtype)
+    gp = jax.lax.pad(g, z, ((0, 0, 0), (lo_h, hi_h, stride - 1), (lo_w, hi_w, stride - 1), (0, 0, 0)))
+    dx = _shift_sum(gp, flipped, 1, h, w).astype(x.dtype)
+    return dx, dk
+
+
+_depthwise_shift.defvjp(_depthwise_shift_fwd, _depthwise_shift_bwd)
+
+
+def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, pad: int) -> jax.Array:
+    """Depthwise convolution as k*k shifted (strided) slices times per-channel weights, summed.
+
+    Same result and padding as `depthwise_conv_xla`; XLA on CPU compiles this to fused elementwise loops, which run
+    an order of magnitude faster than its grouped-convolution kernel (forward and backward). The backward pass is a
+    `jax.custom_vjp`: input gradient = the transposed conv as one shifted-sum loop over the padded (and, at stride 2,
+    dilated) cotangent; kernel gradient = one two-stage variadic reduction of the k*k tap products. Reverse mode and
+    vmap work; forward mode (jvp/jacfwd) does not (custom_vjp) -- use depthwise_impl="xla" for that.
+    """
+    return _depthwise_shift(x, kernel, stride, pad)
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int, pad: int, impl: str = "auto") -> jax.Array:
+    """Depthwise convolution of NHWC `x` with a `(k, k, 1, C)` kernel by implementation name (see the module doc)."""
+    fn = depthwise_conv_shift if resolve_depthwise_impl(impl) == "shift" else depthwise_conv_xla
+    return fn(x, kernel, stride, pad)

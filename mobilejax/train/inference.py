@@ -1,0 +1,80 @@
+"""Evaluation and prediction from a trained workdir (`mobilejax eval`, `mobilejax predict`)."""
+from __future__ import annotations
+
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from mobilejax import workdir as workdir_lib
+from mobilejax.checkpoint import Checkpoints
+from mobilejax.errors import UsageError
+from mobilejax.optim import create_optimizer, create_schedule
+from mobilejax.train.state import build_model, init_state, make_mesh
+from mobilejax.train.steps import Steps, evaluate_batches
+
+CHECKPOINTS = ("best", "latest")
+
+
+def _restore(config, workdir: str, checkpoint: str, num_classes: int, image_size: int):
+    if checkpoint not in CHECKPOINTS:
+        raise UsageError(f"unknown checkpoint {checkpoint!r}; allowed: {', '.join(CHECKPOINTS)}")
+    model = build_model(config, num_classes)
+    schedule = create_schedule(config.optim, 1, 1)
+    steps = Steps(config, schedule, make_mesh())
+    abstract = jax.eval_shape(lambda r: init_state(model, create_optimizer(config.optim, schedule), r, image_size,
+                                                   bool(config.optim.ema_decay)), jax.random.key(0))
+    ckpt = Checkpoints(workdir, config.keep_checkpoints)
+    try:
+        if ckpt.latest_step(checkpoint) is None:
+            hint = ("; the run has no evaluation yet (interrupted early?): use --checkpoint latest"
+                    if checkpoint == "best" and ckpt.latest_step("latest") is not None else "")
+            raise UsageError(f"no {checkpoint} checkpoint in {workdir}{hint}")
+        state, meta = ckpt.restore(abstract, steps.repl, which=checkpoint)
+    finally:
+        ckpt.close()
+    return model, steps, state.replace(apply_fn=model.apply), meta
+
+
+def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint: str = "best") -> dict:
+    """Evaluate a workdir's checkpoint on `config.data.eval_split` (of `config.data.dataset`); every example once.
+    Only the evaluation split is opened, so a dataset with a test split alone works."""
+    from mobilejax.data import get_datasets
+
+    run = workdir_lib.load_run(workdir)
+    ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
+                      seed=config.seed, train=False)
+    if ds.num_classes != run["num_classes"]:
+        raise UsageError(f"{config.data.dataset!r} has {ds.num_classes} classes but the model in {workdir} was "
+                         f"trained on {run['num_classes']}")
+    _, steps, state, meta = _restore(config, workdir, checkpoint, run["num_classes"], ds.image_size)
+    out = evaluate_batches(steps, state, ds.eval_batches())
+    out.update({"checkpoint": checkpoint, "step": int(meta["step"]), "dataset": config.data.dataset,
+                "split": config.data.eval_split})
+    return out
+
+
+def predict(config: ml_collections.ConfigDict, workdir: str, paths: list[str], top_k: int = 5,
+            checkpoint: str = "best") -> list[dict]:
+    """Top-k classes (names and probabilities) for each image file."""
+    from mobilejax.data import load_image_for_predict
+
+    run = workdir_lib.load_run(workdir)
+    for p in paths:
+        if not os.path.isfile(p):
+            raise UsageError(f"image file {p!r} does not exist")
+    model, steps, state, _ = _restore(config, workdir, checkpoint, run["num_classes"], run["image_size"])
+    images = np.stack([load_image_for_predict(p, config.data) for p in paths])
+    params = state.ema_params if steps.use_ema else state.params
+    stats = state.ema_batch_stats if steps.use_ema else state.batch_stats
+    logits = jax.jit(lambda x: model.apply({"params": params, "batch_stats": stats}, x, train=False))(images)
+    probs = np.asarray(jax.nn.softmax(logits, axis=-1))
+    names = run["class_names"]
+    k = min(top_k, probs.shape[-1])
+    out = []
+    for p, row in zip(paths, probs):
+        idx = np.argsort(-row)[:k]
+        out.append({"image": p, "top": [{"class": names[i], "index": int(i), "probability": float(row[i])}
+                                        for i in idx]})
+    return out

@@ -1,0 +1,57 @@
+"""The train state, the model built from a config, the device mesh, and the config checks a run needs first."""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax.training import train_state
+from jax.sharding import Mesh
+
+from mobilejax.errors import UsageError
+from mobilejax.models import create_model_from_config
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+class TrainState(train_state.TrainState):
+    batch_stats: Any = None
+    ema_params: Any = None        # None unless optim.ema_decay > 0
+    ema_batch_stats: Any = None
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+    """The run-level settings (model, data and optimizer settings are checked where they are used)."""
+    n = jax.device_count()
+    for key in ("batch_size", "eval_batch_size"):
+        v = config[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v % n:
+            raise UsageError(f"{key}={v!r} must be a positive multiple of the number of devices ({n})")
+    if not (config.num_train_steps > 0 or config.num_epochs > 0):
+        raise UsageError(f"num_epochs={config.num_epochs!r} and num_train_steps={config.num_train_steps!r}: "
+                         "set num_epochs > 0 or num_train_steps > 0")
+    if config.dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {config.dtype!r}; allowed: {', '.join(DTYPES)}")
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int):
+    if config.dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {config.dtype!r}; allowed: {', '.join(DTYPES)}")
+    if config.model.num_classes is not None and config.model.num_classes != num_classes:
+        raise UsageError(f"config.model.num_classes={config.model.num_classes} but the dataset has {num_classes} "
+                         "classes; leave model.num_classes unset to take it from the data")
+    dtype = None if config.dtype == "float32" else DTYPES[config.dtype]
+    return create_model_from_config(config.model, num_classes=num_classes, dtype=dtype)
+
+
+def make_mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("data",))
+
+
+def init_state(model, tx, rng, image_size: int, ema: bool) -> TrainState:
+    variables = model.init({"params": rng, "dropout": rng}, jnp.zeros((1, image_size, image_size, 3)), train=False)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats=batch_stats,
+                             ema_params=params if ema else None, ema_batch_stats=batch_stats if ema else None)

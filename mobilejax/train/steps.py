@@ -1,0 +1,87 @@
+"""The jit-compiled train and eval steps and their shardings.
+
+The train step is `jax.jit`-compiled with the state donated, over a device mesh with one "data" axis (one device is
+a mesh of one): the batch is sharded over all local devices and the state replicated, so the same code runs data
+parallel on a multi-core host, a GPU box or a TPU slice. BatchNorm statistics are computed over the global batch.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from mobilejax.train.state import TrainState
+
+
+def cross_entropy(logits, labels, num_classes: int, smoothing: float = 0.0):
+    targets = jax.nn.one_hot(labels, num_classes)
+    if smoothing:
+        targets = optax.smooth_labels(targets, smoothing)
+    return optax.softmax_cross_entropy(logits, targets)
+
+
+def train_step(state: TrainState, batch, rng, *, label_smoothing: float, ema_decay: float, schedule):
+    dropout_rng = jax.random.fold_in(rng, state.step)
+
+    def loss_fn(params):
+        logits, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, batch["image"],
+                                          train=True, mutable=["batch_stats"], rngs={"dropout": dropout_rng})
+        loss = cross_entropy(logits, batch["label"], logits.shape[-1], label_smoothing).mean()
+        return loss, (logits, new_vars["batch_stats"])
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    lr = schedule(state.step)
+    state = state.apply_gradients(grads=grads, batch_stats=batch_stats)
+    if ema_decay:
+        ema = lambda e, p: ema_decay * e + (1.0 - ema_decay) * p
+        state = state.replace(ema_params=jax.tree.map(ema, state.ema_params, state.params),
+                              ema_batch_stats=jax.tree.map(ema, state.ema_batch_stats, state.batch_stats))
+    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["label"]), "lr": lr}
+    return state, metrics
+
+
+def eval_step(state: TrainState, batch, *, use_ema: bool, flip: bool = False):
+    params = state.ema_params if use_ema else state.params
+    stats = state.ema_batch_stats if use_ema else state.batch_stats
+    apply = lambda x: state.apply_fn({"params": params, "batch_stats": stats}, x, train=False)  # noqa: E731
+    logits = apply(batch["image"])
+    if flip:  # test-time augmentation: mean of the logits of the image and its mirror image
+        logits = 0.5 * (logits + apply(batch["image"][:, :, ::-1, :]))
+    mask = batch["mask"]
+    loss = cross_entropy(logits, batch["label"], logits.shape[-1])
+    correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
+    return {"loss_sum": jnp.sum(loss * mask), "correct": jnp.sum(correct * mask), "count": jnp.sum(mask)}
+
+
+class Steps:
+    """The jit-compiled train/eval steps with their shardings."""
+
+    def __init__(self, config, schedule, mesh: Mesh):
+        self.mesh = mesh
+        self.repl = NamedSharding(mesh, P())
+        self.data = NamedSharding(mesh, P("data"))
+        self.use_ema = bool(config.optim.ema_decay)
+        train = functools.partial(train_step, label_smoothing=config.optim.label_smoothing,
+                                  ema_decay=config.optim.ema_decay, schedule=schedule)
+        self.train = jax.jit(train, in_shardings=(self.repl, self.data, self.repl),
+                             out_shardings=(self.repl, self.repl), donate_argnums=(0,))
+        self.eval = jax.jit(functools.partial(eval_step, use_ema=self.use_ema, flip=bool(config.eval_flip)),
+                            in_shardings=(self.repl, self.data), out_shardings=self.repl)
+
+    def put_batch(self, batch: dict) -> dict:
+        return jax.device_put(batch, self.data)
+
+
+def evaluate_batches(steps: Steps, state, batches) -> dict:
+    totals = None
+    for batch in batches:
+        out = steps.eval(state, steps.put_batch(batch))
+        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    if totals is None:
+        raise ValueError("the evaluation split is empty")
+    totals = jax.device_get(totals)
+    n = int(round(float(totals["count"])))
+    return {"accuracy": float(totals["correct"]) / n, "loss": float(totals["loss_sum"]) / n, "num_examples": n}

@@ -1,0 +1,164 @@
+"""A run's directory: the names of its files, atomic JSON, and the checks that keep runs from being mixed.
+
+    WORKDIR/config.json      the config the run was started with (resumes must match it, see `check_resume`)
+    WORKDIR/run.json         model identity, classes, image size, and any changes accepted on resume
+    WORKDIR/results.json     final/best accuracy, params, MACs, wall time, steps, images/s
+    WORKDIR/metrics.jsonl    one JSON object per log line (mobilejax.metrics)
+    WORKDIR/tensorboard/, checkpoints/ (latest), best/ (best validation accuracy), learning_curves.png
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import threading
+from typing import Any
+
+import ml_collections
+
+from mobilejax import config as config_lib
+from mobilejax.errors import UsageError, WorkdirConflictError
+
+RUN_FILE = "run.json"
+CONFIG_FILE = "config.json"
+RESULTS_FILE = "results.json"
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "learning_curves.png"
+RUN_DIRS = ("checkpoints", "best", "tensorboard")
+
+# Config keys a resumed run may change freely: they change how a run is watched, not what it computes.
+HARMLESS_CHANGES = ("eval_every_epochs", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "progress",
+                    "overwrite", "allow_changes", "eval_batch_size", "data.num_parallel_calls", "data.cache",
+                    "data.data_dir", "model.depthwise_impl")
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write JSON atomically (temporary file + rename): a reader never sees half a file, even after a kill."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_json(path: str, default: Any = None) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return default
+
+
+def model_identity(config) -> dict:
+    return {k: v for k, v in config.model.to_dict().items() if v is not None and k != "depthwise_impl"}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for every run-changing difference between two configs (as dicts)."""
+    a, b = _flat(old), _flat(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if k not in HARMLESS_CHANGES and a.get(k) != b.get(k)]
+
+
+def prepare(workdir: str) -> None:
+    """Create the workdir and prove it writable, or fail with one line (read-only, full, not a directory, ...)."""
+    probe = os.path.join(workdir, f".write_test.{os.getpid()}")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("ok\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as e:
+        raise UsageError(f"workdir {workdir!r} cannot be written: {describe_os_error(e)}") from None
+
+
+def describe_os_error(e: OSError) -> str:
+    reasons = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+               errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+               errno.EDQUOT: "disk quota exceeded", errno.ENOTDIR: "a part of the path is not a directory"}
+    reason = reasons.get(e.errno, e.strerror or str(e))
+    return f"{e.filename}: {reason}" if e.filename else reason
+
+
+def check_resume(config, workdir: str) -> dict | None:
+    """Refuse to mix runs; returns the run-changing differences to record when the user allowed them.
+
+    A workdir holding another model's run is only replaced with config.overwrite=True (which deletes that run). A
+    run resumed with settings that change what it computes (learning rate, schedule, batch size, resolution,
+    epochs, data, ...) is refused with the list of differences unless config.allow_changes=True."""
+    run = read_json(os.path.join(workdir, RUN_FILE))
+    if run is None:
+        return None
+    previous, current = run.get("model", {}), model_identity(config)
+    if previous != current:
+        if not config.overwrite:
+            raise WorkdirConflictError(
+                f"workdir {workdir!r} holds a run of a different model ({previous}) than this config ({current}); "
+                "use another --workdir, or pass --config.overwrite=True to delete that run and start over")
+        clear(workdir)
+        return None
+    saved = read_json(os.path.join(workdir, CONFIG_FILE))
+    changes = config_changes(saved, config.to_dict()) if saved is not None else []
+    if changes and not config.allow_changes:
+        raise WorkdirConflictError(
+            f"workdir {workdir!r} holds a run started with other settings: {'; '.join(changes)}. Resuming would "
+            "mix them; use another --workdir, rerun with the original settings, or pass --config.allow_changes=True "
+            "to resume with the new ones (recorded in run.json)")
+    return {"changes": changes} if changes else None
+
+
+def clear(workdir: str) -> None:
+    """Delete a run's files (config.overwrite=True)."""
+    for name in RUN_DIRS:
+        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
+    for name in (RUN_FILE, CONFIG_FILE, RESULTS_FILE, METRICS_FILE, CURVES_FILE):
+        if os.path.exists(os.path.join(workdir, name)):
+            os.remove(os.path.join(workdir, name))
+
+
+def record_run(workdir: str, config, *, class_names: list[str], image_size: int, step: int,
+               accepted: dict | None) -> None:
+    """Write config.json (the settings the run started with, kept on resume) and run.json."""
+    run = read_json(os.path.join(workdir, RUN_FILE)) or {}
+    if not os.path.exists(os.path.join(workdir, CONFIG_FILE)) or not run:
+        write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
+    history = run.get("accepted_changes", [])
+    if accepted:
+        history.append({"step": step, **accepted})
+        write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
+    write_json(os.path.join(workdir, RUN_FILE), {
+        "model": model_identity(config), "class_names": class_names, "num_classes": len(class_names),
+        "image_size": image_size, **({"accepted_changes": history} if history else {})})
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config a workdir's run was trained with."""
+    values = read_json(os.path.join(workdir, CONFIG_FILE))
+    if values is None:
+        raise UsageError(f"{workdir!r} holds no training run (no readable {CONFIG_FILE}); train one with "
+                         f"`mobilejax train --config ... --workdir {workdir}`")
+    return config_lib.from_dict(values)
+
+
+def load_run(workdir: str) -> dict:
+    run = read_json(os.path.join(workdir, RUN_FILE))
+    if run is None:
+        raise UsageError(f"{workdir!r} holds no training run (no readable {RUN_FILE})")
+    return run
