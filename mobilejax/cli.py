@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     rest, config_args = _split_config_args(argv)
     args = _parser().parse_args(rest)
     debug = args.debug or bool(os.environ.get("MOBILEJAX_DEBUG"))
-    quiet_logs(verbose=args.verbose)
+    quiet_logs(verbose=args.verbose, tensorflow=args.command in ("train", "eval", "predict"))
     from mobilejax.errors import TrainingStopped
     try:
         return run(args, config_args)

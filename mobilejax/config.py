@@ -203,15 +203,14 @@ def load_config(config_args: list[str], base: ml_collections.ConfigDict | None =
         raise UsageError("this command reads the config saved in the workdir: give only --config.KEY=VALUE overrides")
     argv = ["mobilejax"] + config_args
     fv = flags.FlagValues()
-    # config_flags discovers the `--config.*` override flags from the argv given here (not from sys.argv)
-    if base is None:
-        config_flags.DEFINE_config_file("config", None, "ml-collections config file", flag_values=fv,
-                                        lock_config=True, sys_argv=argv)
-    else:
-        base.lock()
-        config_flags.DEFINE_config_dict("config", base, "the run's config", flag_values=fv, lock_config=True,
-                                        sys_argv=argv)
-    try:
+    try:  # config_flags discovers the `--config.*` override flags from the argv given here (not from sys.argv)
+        if base is None:
+            config_flags.DEFINE_config_file("config", None, "ml-collections config file", flag_values=fv,
+                                            lock_config=True, sys_argv=argv)
+        else:
+            base.lock()
+            config_flags.DEFINE_config_dict("config", base, "the run's config", flag_values=fv, lock_config=True,
+                                            sys_argv=argv)
         fv(argv)
         config = fv["config"].value
     except Exception as e:  # a broken config file raises anything; report it as one line

@@ -104,7 +104,7 @@ class Conv(nn.Module):
             if s > 1:
                 x = x[:, ::s, ::s, :]
             # A 2-D matrix product: XLA:CPU then computes the kernel gradient without materialising a transposed copy
-            # of the cotangent (the 4-D einsum's backward did, at up to 290 ms per layer; docs/profile.md).
+            # of the cotangent (the 4-D einsum's backward did; docs/profile.md).
             n, h, w, _ = x.shape
             y = jnp.dot(x.reshape(n * h * w, cin), kernel[0, 0]).reshape(n, h, w, self.features)
         else:

@@ -2,6 +2,7 @@
 quiet start-up logs, and graceful stop requests (SIGINT/SIGTERM)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -58,9 +59,12 @@ def reexec_with_malloc_tuning() -> None:
         pass
 
 
-def quiet_logs(verbose: bool = False) -> None:
-    """No TensorFlow/absl/orbax start-up chatter unless `verbose`: C++ logs below errors, Python loggers at ERROR.
-    Must run before TensorFlow is imported to silence its C++ start-up lines."""
+def quiet_logs(verbose: bool = False, tensorflow: bool = False) -> None:
+    """No TensorFlow/absl/orbax start-up chatter unless `verbose`: C++ logs below errors, Python loggers quiet.
+
+    With `tensorflow`, TensorFlow and tensorflow_datasets are imported now with the process's C-level stderr
+    pointed at /dev/null: their import prints lines (oneDNN notices, absl's pre-initialisation warning) that no
+    log level silences. Call it before anything imports TensorFlow."""
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -76,6 +80,25 @@ def quiet_logs(verbose: bool = False) -> None:
         absl_logging.set_verbosity(absl_logging.FATAL)
     except ImportError:
         pass
+    if tensorflow and "tensorflow" not in sys.modules:
+        with _stderr_to_devnull():
+            import tensorflow  # noqa: F401
+            import tensorflow_datasets as tfds
+        tfds.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 class StopRequest:

@@ -70,8 +70,8 @@ def _depthwise_shift_fwd_only(x, kernel, stride, pad):
 def _sum_taps(ops: list[jax.Array]) -> list[jax.Array]:
     """Per-channel sums over (N, H, W) of every array in `ops`, as one variadic reduction (one pass over the inputs,
     k*k accumulators) in two stages: over N first (keeps H, W, C contiguous, so it vectorises), then over H, W of
-    the N-times smaller partials. XLA:CPU runs k*k separate (N, H, W) reductions of sliced inputs (what autodiff
-    of the slices gives) about 1-3x slower in isolation (docs/profile.md)."""
+    the N-times smaller partials. XLA:CPU runs the k*k separate (N, H, W) reductions of sliced inputs that autodiff
+    of the slices gives more slowly (docs/profile.md)."""
     zeros = [jnp.zeros((), o.dtype) for o in ops]
     add = lambda a, b: [u + v for u, v in zip(a, b)]  # noqa: E731
     part = jax.lax.reduce(ops, zeros, add, (0,))
@@ -98,7 +98,7 @@ def _depthwise_shift_bwd(stride, pad, res, g):
     dk = jnp.stack(dk).reshape(kernel.shape).astype(kernel.dtype)
     # Input gradient: the transposed convolution = correlation of the (stride-dilated) cotangent with the flipped
     # kernel, padded so that it covers every input position.
-    # (Measured: faster than autodiff's sum of k*k scattered pads at stride 1, on par at stride 2; docs/profile.md.)
+    # (One fused loop instead of autodiff's sum of k*k scattered pads; docs/profile.md compares the two.)
     flipped = kernel[::-1, ::-1]
     lo_h, lo_w = kh - 1 - pad, kw - 1 - pad
     hi_h = h + kh - 1 - lo_h - ((ho - 1) * stride + 1)

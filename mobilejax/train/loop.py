@@ -36,8 +36,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                       seed=config.seed)
     model = build_model(config, ds.num_classes)
     plan = Plan.create(config, ds.steps_per_epoch)
-    accepted = workdir_lib.check_resume(config, workdir)
     workdir_lib.prepare(workdir)
+    accepted = workdir_lib.check_resume(config, workdir)
     enable_compilation_cache()
 
     schedule = create_schedule(config.optim, plan.steps_per_epoch, plan.total_steps)

@@ -1,0 +1,361 @@
+"""How runs fail: signals stop after a checkpoint and resume bit-identically; user errors end in one line with exit
+status 2; resumes with changed settings are refused; corrupt checkpoints fall back; finished runs are kept."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from mobilejax import cli
+from mobilejax.checkpoint import Checkpoints
+from mobilejax.errors import TrainingStopped, WorkdirConflictError
+from mobilejax.metrics import read_metrics
+from mobilejax.train import loop as loop_mod
+from mobilejax.train import train_and_evaluate
+from mobilejax.workdir import check_resume
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_train import ROOT, params_of, tiny_config  # noqa: E402
+
+
+def digits_config(digits_dir, **kw):
+    c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:160]", eval_split="test[:40]")
+    c.num_train_steps = 8
+    c.checkpoint_every_steps = 100
+    c.eval_every_epochs = 100
+    for k, v in kw.items():
+        setattr(c, k, v)
+    return c
+
+
+def assert_same_params(a_dir, b_dir):
+    a, step_a = params_of(a_dir)
+    b, step_b = params_of(b_dir)
+    assert step_a == step_b
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def interrupted_run(config, workdir, at_call: int):
+    """Train until the `at_call`-th input batch, then raise KeyboardInterrupt (a kill between checkpoints)."""
+    calls = {"n": 0}
+    original = loop_mod.Steps.put_batch
+
+    def interrupt(self, batch):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    loop_mod.Steps.put_batch = interrupt
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_and_evaluate(config, workdir)
+    finally:
+        loop_mod.Steps.put_batch = original
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Signals
+
+@pytest.mark.parametrize("where", ["step", "evaluation", "checkpoint"])
+def test_signal_stops_with_checkpoint_and_resumes_identically(tmp_path, digits_dir, monkeypatch, where):
+    """SIGTERM at step 4 (before the step's input, during its evaluation, or during its checkpoint write): the run
+    finishes step 4, saves it, raises TrainingStopped(143); the rerun resumes to the uninterrupted parameters."""
+    c = digits_config(digits_dir, eval_every_epochs=4 / 20)  # an evaluation every 4 steps (20 steps per epoch)
+    c.optim.ema_decay = 0.9
+    c.model.dropout = 0.2
+    full = str(tmp_path / "full")
+    train_and_evaluate(c, full)
+
+    calls = {"n": 0}
+    if where == "step":
+        original, target, attr = loop_mod.Steps.put_batch, loop_mod.Steps, "put_batch"
+        trigger = 4
+    elif where == "evaluation":
+        original, target, attr = loop_mod.evaluate_batches, loop_mod, "evaluate_batches"
+        trigger = 1  # the first evaluation is at step 4
+    else:
+        original, target, attr = Checkpoints.save, Checkpoints, "save"
+        trigger = 2  # step 4's best, then its latest checkpoint
+
+    def signalled(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == trigger:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    part = str(tmp_path / "part")
+    handler_before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(target, attr, signalled)
+    with pytest.raises(TrainingStopped, match="stopped at step 4; checkpoint saved; rerun the same command") as e:
+        train_and_evaluate(c, part)
+    assert e.value.exit_code == 143
+    monkeypatch.setattr(target, attr, original)
+    assert params_of(part)[1] == 4
+    assert max(r["step"] for r in read_metrics(part)) == 4
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # handlers restored
+    train_and_evaluate(c, part)
+    assert_same_params(full, part)
+    assert [r["step"] for r in read_metrics(part) if "eval_accuracy" in r] == [4, 8]
+
+
+def _digits_cli_args(digits_dir, workdir, steps):
+    return [sys.executable, "-m", "mobilejax.cli", "train", f"--config={ROOT}/configs/quickstart.py",
+            f"--config.data.data_dir={digits_dir}", "--config.data.train_split=train[:256]",
+            "--config.data.eval_split=test[:64]", f"--config.num_train_steps={steps}", "--config.log_every_steps=1",
+            "--config.eval_every_epochs=2", "--config.checkpoint_every_steps=100000", "--config.progress=False",
+            f"--workdir={workdir}"]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_signal_exit_code_and_one_line(tmp_path, digits_dir, sig, code):
+    """A real `mobilejax train` process: the signal arrives while it trains; it exits 130/143 with one line and a
+    checkpoint at the step it names, and the same command resumes it to the end."""
+    workdir = str(tmp_path / "run")
+    args = _digits_cli_args(digits_dir, workdir, 3000)
+    env = dict(os.environ, MOBILEJAX_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if len([r for r in read_metrics(workdir) if "train_loss" in r]) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("mobilejax: stopped at step ") and last.endswith("rerun the same command to resume")
+    step = int(last.split("stopped at step ")[1].split(";")[0])
+    assert params_of(workdir)[1] == step
+    # the same command with a shorter total is a changed run: refused, one line, exit 2, nothing lost
+    args_short = _digits_cli_args(digits_dir, workdir, step + 4)
+    done = subprocess.run(args_short, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2
+    assert "num_train_steps: 3000 -> " in one_error_line(done.stderr)
+    assert params_of(workdir)[1] == step
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# User errors: one line, exit status 2
+
+def _cli(capsys, *argv):
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured
+
+
+def test_config_file_errors(tmp_path, capsys):
+    code, cap = _cli(capsys, "train", "--config", str(tmp_path / "nope.py"), "--workdir", str(tmp_path / "w"))
+    assert code == 2 and "nope.py' does not exist" in one_error_line(cap.err)
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    code, cap = _cli(capsys, "train", f"--config={broken}", "--workdir", str(tmp_path / "w"))
+    assert code == 2 and "bad config" in one_error_line(cap.err)
+    code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", "--config.num_epochs=many",
+                     "--workdir", str(tmp_path / "w"))
+    assert code == 2 and "num_epochs=many" in one_error_line(cap.err)
+    assert not os.path.exists(tmp_path / "w")
+
+
+def test_validation_errors_write_nothing(tmp_path, capsys):
+    workdir = tmp_path / "w"
+    for override in ("--config.model.name=mobilenet_v9", "--config.data.dataset=image_folder:/nonexistent/dir",
+                     "--config.batch_size=0", "--config.data.train_augment=mixup"):
+        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", override, "--workdir",
+                         str(workdir))
+        line = one_error_line(cap.err)
+        assert code == 2, line
+        assert not os.path.exists(workdir), override
+
+
+def test_unwritable_workdir(tmp_path, digits_dir, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", f"--config.data.data_dir={digits_dir}",
+                     "--workdir", str(blocker / "run"))
+    assert code == 2 and "cannot be written" in one_error_line(cap.err)
+    try:  # /sys is a file system that refuses new directories on Linux, even to root
+        os.mkdir("/sys/mobilejax-probe")
+        os.rmdir("/sys/mobilejax-probe")
+        return
+    except OSError:
+        pass
+    code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
+                     f"--config.data.data_dir={digits_dir}", "--workdir", "/sys/mobilejax-run")
+    line = one_error_line(cap.err)
+    assert code == 2 and "cannot be written" in line and "/sys/mobilejax-run" in line
+
+
+def _small_tmpfs(path, size_kb, readonly=False):
+    os.makedirs(path, exist_ok=True)
+    opts = f"size={size_kb}k" + (",ro" if readonly else "")
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0, reason="mounting needs root on Linux")
+def test_full_and_read_only_disk(tmp_path, digits_dir, capsys):
+    full, ro = tmp_path / "full", tmp_path / "ro"
+    if not (_small_tmpfs(full, 400) and _small_tmpfs(ro, 64, readonly=True)):
+        pytest.skip("this machine does not allow tmpfs mounts")
+    try:
+        # read-only: refused before training, one line
+        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
+                         f"--config.data.data_dir={digits_dir}", "--workdir", str(ro / "run"))
+        assert code == 2 and "read-only" in one_error_line(cap.err)
+        # full: the run starts, then a checkpoint (~MBs) does not fit in 400 KiB
+        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
+                         f"--config.data.data_dir={digits_dir}", "--config.progress=False",
+                         "--config.num_train_steps=3", "--workdir", str(full / "run"))
+        line = one_error_line(cap.err)
+        assert code == 2 and "disk is full" in line, line
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)
+        subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_misspelt_override_on_eval_and_predict(tmp_path, digits_dir, capsys):
+    c = digits_config(digits_dir, num_train_steps=2)
+    train_and_evaluate(c, str(tmp_path))
+    capsys.readouterr()
+    code, cap = _cli(capsys, "eval", "--workdir", str(tmp_path), "--config.data.eval_splt=test")
+    assert code == 2 and 'Did you mean "eval_split"' in one_error_line(cap.err)
+    code, cap = _cli(capsys, "predict", "--workdir", str(tmp_path), "--config.data.image_sise=8", "x.png")
+    assert code == 2 and "image_sise" in one_error_line(cap.err)
+    code, cap = _cli(capsys, "eval", "--workdir", str(tmp_path / "nothing"))
+    assert code == 2 and "holds no training run" in one_error_line(cap.err)
+
+
+def test_eval_hints_latest_when_no_best(tmp_path, digits_dir, capsys):
+    c = digits_config(digits_dir, num_train_steps=4, checkpoint_every_steps=2)
+    interrupted_run(c, str(tmp_path), 4)
+    capsys.readouterr()
+    code, cap = _cli(capsys, "eval", "--workdir", str(tmp_path))
+    assert code == 2 and "use --checkpoint latest" in one_error_line(cap.err)
+    code, cap = _cli(capsys, "eval", "--workdir", str(tmp_path), "--checkpoint", "latest")
+    assert code == 0 and json.loads(cap.out)["step"] == 2
+
+
+def test_eval_on_a_dataset_with_only_a_test_split(tmp_path, digits_dir, capsys):
+    from test_train import make_folder
+    train_dir = tmp_path / "train_folder"
+    make_folder(train_dir)
+    c = tiny_config(dataset=f"image_folder:{train_dir}", train_split="train", eval_split="val")
+    c.num_train_steps = 2
+    run = str(tmp_path / "run")
+    train_and_evaluate(c, run)
+    only_test = tmp_path / "only_test"
+    make_folder(only_test)
+    os.rename(only_test / "val", only_test / "test")
+    import shutil
+    shutil.rmtree(only_test / "train")
+    capsys.readouterr()
+    code, cap = _cli(capsys, "eval", "--workdir", run, "--checkpoint", "latest",
+                     f"--config.data.dataset=image_folder:{only_test}", "--config.data.eval_split=test")
+    assert code == 0, cap.err
+    assert json.loads(cap.out)["num_examples"] == 15
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Resumes, finished runs, corrupt checkpoints, TensorBoard
+
+def test_resume_with_changed_settings_is_refused_unless_allowed(tmp_path, digits_dir):
+    c = digits_config(digits_dir, num_train_steps=4, checkpoint_every_steps=2)
+    workdir = str(tmp_path)
+    interrupted_run(c, workdir, 3)
+    changed = digits_config(digits_dir, num_train_steps=4, checkpoint_every_steps=2, batch_size=16)
+    changed.optim.learning_rate = 0.5
+    with pytest.raises(WorkdirConflictError, match=r"batch_size: 8 -> 16; optim.learning_rate: 0.05 -> 0.5"):
+        train_and_evaluate(changed, workdir)
+    assert params_of(workdir)[1] == 2
+    # harmless changes (how the run is watched) are accepted
+    harmless = digits_config(digits_dir, num_train_steps=4, checkpoint_every_steps=3, log_every_steps=1,
+                             eval_every_epochs=2.0, progress=True)
+    assert check_resume(harmless, workdir) is None
+    # explicit permission: resumes, and run.json records what changed at which step
+    changed.allow_changes = True
+    train_and_evaluate(changed, workdir)
+    run = json.load(open(os.path.join(workdir, "run.json")))
+    assert run["accepted_changes"][0]["step"] == 2
+    assert "optim.learning_rate: 0.05 -> 0.5" in run["accepted_changes"][0]["changes"]
+
+
+def test_finished_run_is_not_rerun(tmp_path, digits_dir, capsys):
+    c = digits_config(digits_dir, num_train_steps=3)
+    first = train_and_evaluate(c, str(tmp_path))
+    before = open(tmp_path / "results.json").read()
+    again = train_and_evaluate(c, str(tmp_path))
+    assert again == first and open(tmp_path / "results.json").read() == before
+    assert first["compile_s"] is not None and first["img_per_s"] is not None
+    assert "finished run" in capsys.readouterr().err
+
+
+def test_corrupt_latest_checkpoint_falls_back(tmp_path, digits_dir, capsys):
+    c = digits_config(digits_dir, num_train_steps=6, checkpoint_every_steps=2, keep_checkpoints=3)
+    full = str(tmp_path / "full")
+    train_and_evaluate(c, full)
+    part = str(tmp_path / "part")
+    c4 = digits_config(digits_dir, num_train_steps=6, checkpoint_every_steps=2, keep_checkpoints=3)
+    interrupted_run(c4, part, 5)
+    # damage every file of the step-4 checkpoint
+    step4 = os.path.join(part, "checkpoints", "4")
+    for root, _, files in os.walk(step4):
+        for f in files:
+            with open(os.path.join(root, f), "wb") as fh:
+                fh.write(b"\x00garbage")
+    capsys.readouterr()
+    train_and_evaluate(c4, part)
+    err = capsys.readouterr().err
+    assert "step 4" in err and "using the intact step 2" in err
+    assert "Event loop is closed" not in err
+    assert_same_params(full, part)
+
+
+def test_tensorboard_has_each_step_once_after_resume(tmp_path, digits_dir):
+    import tensorflow as tf
+    c = digits_config(digits_dir, num_train_steps=6, checkpoint_every_steps=2, log_every_steps=1)
+    interrupted_run(c, str(tmp_path), 6)
+    train_and_evaluate(c, str(tmp_path))
+    steps = []
+    for path in tf.io.gfile.glob(os.path.join(str(tmp_path), "tensorboard", "*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for v in event.summary.value:
+                if v.tag == "train_loss":
+                    steps.append(event.step)
+    assert sorted(steps) == [1, 2, 3, 4, 5, 6]
+
+
+def test_train_stdout_is_only_the_results_json(tmp_path, digits_dir):
+    args = _digits_cli_args(digits_dir, str(tmp_path / "run"), 4)
+    args[args.index("--config.progress=False")] = "--config.progress=True"
+    env = dict(os.environ, MOBILEJAX_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["steps"] == 4  # the whole of stdout is one JSON object
+    noise = [line for line in done.stderr.splitlines() if "tensorflow" in line.lower() or "absl" in line.lower()
+             or line.startswith(("W0", "I0", "E0"))]
+    assert noise == [], noise
+
+
+def test_help_explains_config(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--config FILE[:ARGS]" in out and "--config.KEY=VALUE" in out
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--help"])
+    assert "--config.KEY=VALUE" in capsys.readouterr().out
