@@ -7,7 +7,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import BASE, FIXED  # noqa: E402
+from _common import BASE, FIXED, SEEDS  # noqa: E402
 
 
 def get_config():
@@ -15,4 +15,7 @@ def get_config():
         "base": BASE,
         "fixed": {**FIXED, "model.name": "mobilenet_v3_small", "model.alpha": 1.0},
         "product": {"model.activation": ["relu", "relu6", "hard_swish", "swish"]},
+        "seeds": SEEDS,
+        "comparisons": [{"name": f"{a} vs relu", "a": {"model.activation": a}, "b": {"model.activation": "relu"}}
+                        for a in ("hard_swish", "swish", "relu6")],
     }

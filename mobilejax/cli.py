@@ -106,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--workdir", required=True)
     sw.add_argument("--parallel", type=int, default=1)
     sw.add_argument("--dry-run", action="store_true")
+    sw.add_argument("--seeds", type=int, default=None, metavar="N",
+                    help="run every trial with seeds 0..N-1 (overrides the experiment file's seeds)")
 
     r = sub.add_parser("report", help="tables and plots of a sweep directory", allow_abbrev=False)
     r.add_argument("workdir")
@@ -144,7 +146,8 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
                                       options=parse_args(args.option)), as_json=args.json)
     elif args.command == "sweep":
         from mobilejax.sweeps import run_sweep
-        return run_sweep(args.experiment, args.workdir, parallel=args.parallel, dry_run=args.dry_run)
+        return run_sweep(args.experiment, args.workdir, parallel=args.parallel, dry_run=args.dry_run,
+                         seeds=args.seeds)
     elif args.command == "report":
         from mobilejax.sweeps import write_report
         write_report(args.workdir, echo=True)

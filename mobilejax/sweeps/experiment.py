@@ -37,6 +37,8 @@ from typing import Any
 from mobilejax.errors import UsageError
 
 MAX_NAME = 100
+FIELDS = ("base", "fixed", "product", "trials", "seeds", "comparisons", "description")
+_MISSING = object()
 
 # Short names of common keys in trial directory names.
 SHORT_KEYS = {"model.name": "model", "data.image_size": "res", "num_epochs": "epochs", "batch_size": "batch",
@@ -80,8 +82,12 @@ def _load_module(path: str):
     return module
 
 
-def load_experiment(path: str) -> dict:
-    """Read an experiment file: {"path", "name", "base", "fixed", "trials": [{"name", "overrides"}]}."""
+def load_experiment(path: str, seeds: int | None = None) -> dict:
+    """Read an experiment file: {"path", "name", "base", "fixed", "trials": [{"name", "overrides"}], "seeds",
+    "runs": [{"name", "trial", "seed", "overrides"}], "comparisons": [{"name", "a", "b"}]}.
+
+    `seeds` (the `--seeds N` flag) replaces the file's `seeds` by 0 .. N-1. With seeds, each trial runs once per
+    seed in `<trial>/seed-<s>` with `seed=<s>`; without, once in `<trial>` (its config's own seed)."""
     if not os.path.isfile(path):
         raise SweepError(f"experiment file {path!r} does not exist")
     try:
@@ -95,10 +101,9 @@ def load_experiment(path: str) -> dict:
         exp = exp.to_dict()
     if not isinstance(exp, dict):
         raise SweepError(f"{path}: get_config() must return a dict or ConfigDict, got {type(exp).__name__}")
-    unknown = sorted(set(exp) - {"base", "fixed", "product", "trials", "description"})
+    unknown = sorted(set(exp) - set(FIELDS))
     if unknown:
-        raise SweepError(f"{path}: unknown experiment field(s) {', '.join(unknown)}; "
-                         "allowed: base, fixed, product, trials, description")
+        raise SweepError(f"{path}: unknown experiment field(s) {', '.join(unknown)}; allowed: {', '.join(FIELDS)}")
     base = exp.get("base")
     if not base or not isinstance(base, str):
         raise SweepError(f"{path}: 'base' (a config path such as 'configs/cifar10.py:res=32') is required")
@@ -124,8 +129,52 @@ def load_experiment(path: str) -> dict:
             raise SweepError(f"{path}: trials {j} ({trials[j]['overrides']}) and {i} ({t['overrides']}) would share "
                              f"the directory {t['name']!r}; make their overrides differ")
         seen[t["name"]] = i
+    seed_list = _seeds(path, list(range(seeds)) if seeds is not None else exp.get("seeds"), seeds is not None)
+    runs = [{"name": t["name"], "trial": t["name"], "seed": None, "overrides": t["overrides"]} for t in trials]
+    if seed_list is not None:
+        runs = [{"name": f"{t['name']}/seed-{s}", "trial": t["name"], "seed": s, "overrides": {**t["overrides"],
+                                                                                               "seed": s}}
+                for t in trials for s in seed_list]
     return {"path": path, "name": os.path.splitext(os.path.basename(path))[0], "base": base, "fixed": fixed,
-            "trials": trials, "description": exp.get("description", "")}
+            "trials": trials, "seeds": seed_list, "runs": runs,
+            "comparisons": _comparisons(path, exp.get("comparisons") or [], fixed, trials),
+            "description": exp.get("description", "")}
+
+
+def _seeds(path: str, seeds, from_flag: bool) -> list[int] | None:
+    if seeds is None:
+        return None
+    what = "--seeds" if from_flag else f"{path}: 'seeds'"
+    if (not isinstance(seeds, (list, tuple)) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
+        raise SweepError(f"{what} must be a non-empty list of integers >= 0 (e.g. (0, 1, 2)), got {seeds!r}"
+                         if not from_flag else f"--seeds must be a positive integer, got {len(seeds)}")
+    if len(set(seeds)) != len(seeds):
+        raise SweepError(f"{what} has repeated seeds: {list(seeds)}")
+    return list(seeds)
+
+
+def _comparisons(path: str, declared, fixed: dict, trials: list[dict]) -> list[dict]:
+    """Each declared comparison {"name", "a": {key: value}, "b": {key: value}} -> {"name", "a": trial, "b": trial};
+    each side must select exactly one trial (by its overrides, or the fixed settings)."""
+    if not isinstance(declared, (list, tuple)):
+        raise SweepError(f"{path}: 'comparisons' must be a list of {{'a': {{...}}, 'b': {{...}}, 'name': ...}}")
+    out = []
+    for i, comp in enumerate(declared):
+        if not isinstance(comp, dict) or set(comp) - {"a", "b", "name"} or not {"a", "b"} <= set(comp):
+            raise SweepError(f"{path}: comparisons[{i}] must be a dict with 'a' and 'b' (and optionally 'name'), "
+                             f"got {comp!r}")
+        sides = {}
+        for side in ("a", "b"):
+            want = _flatten(comp[side], where=f"{path}: comparisons[{i}].{side}")
+            hits = [t["name"] for t in trials if all({**fixed, **t["overrides"]}.get(k, _MISSING) == v
+                                                     for k, v in want.items())]
+            if len(hits) != 1:
+                raise SweepError(f"{path}: comparisons[{i}].{side} {want} selects {len(hits)} trials "
+                                 f"({', '.join(hits) or 'none'}); it must select exactly one")
+            sides[side] = hits[0]
+        out.append({"name": comp.get("name") or f"{sides['a']} vs {sides['b']}", **sides})
+    return out
 
 
 def _fmt_value(v) -> str:

@@ -1,9 +1,12 @@
-"""Sweep reports: `mobilejax report DIR` writes report.md, report.csv, accuracy_vs_macs.png and learning_curves.png.
+"""Sweep reports: `mobilejax report DIR` writes report.md, report.csv (one row per trial), runs.csv (one row per run),
+comparisons.csv, accuracy_vs_macs.png and learning_curves.png.
 
-Works on any directory of training runs: a sweep directory (its `sweep.json` lists the trials, so trials not started
+Works on any directory of training runs: a sweep directory (its `sweep.json` lists the runs, so runs not started
 yet are reported as missing) or, without one, every sub-directory holding a run. Partially finished sweeps are fine:
-each trial is `done`, `failed`, `unfinished` (started, no results.json yet: the best validation accuracy so far is
-shown) or `not started`.
+each run is `done`, `failed`, `unfinished` (started, no results.json yet: the best validation accuracy so far is
+shown) or `not started`. A trial run with several seeds is reported as the mean ± sample standard deviation over its
+finished runs (n of them); each comparison the experiment declares gets the difference of means with a 95% Welch
+confidence interval and a verdict (mobilejax/sweeps/stats.py).
 """
 from __future__ import annotations
 
@@ -14,10 +17,14 @@ import os
 import sys
 
 from mobilejax.metrics import plot_learning_curves, read_metrics
+from mobilejax.sweeps.stats import compare, mean_std
 from mobilejax.workdir import read_json
 
-COLUMNS = ["trial", "overrides", "status", "params", "macs", "best_accuracy", "final_accuracy", "epochs",
-           "wall_time_s", "img_per_s"]
+RUN_COLUMNS = ["run", "trial", "seed", "overrides", "status", "params", "macs", "best_accuracy", "final_accuracy",
+               "epochs", "wall_time_s", "img_per_s"]
+TRIAL_COLUMNS = ["trial", "overrides", "status", "n", "params", "macs", "best_accuracy", "best_accuracy_std",
+                 "final_accuracy", "final_accuracy_std", "epochs", "wall_time_s", "img_per_s"]
+COMPARISON_COLUMNS = ["comparison", "a", "b", "n_a", "n_b", "diff", "ci_low", "ci_high", "dof", "verdict"]
 
 
 def _fmt_override(v) -> str:
@@ -34,7 +41,8 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
         raise FileNotFoundError(f"{workdir!r} is not a directory")
     manifest = read_json(os.path.join(workdir, "sweep.json"))
     if manifest is not None:
-        trials = [(t["name"], t.get("overrides", {})) for t in manifest.get("trials", [])]
+        trials = [(t["name"], t.get("overrides", {}), t.get("trial", t["name"]), t.get("seed"))
+                  for t in manifest.get("trials", [])]
         state = manifest.get("state", {})
     else:
         trials = []
@@ -43,18 +51,18 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
             if os.path.isdir(p) and any(os.path.exists(os.path.join(p, f))
                                         for f in ("config.json", "results.json", "status.json")):
                 status = read_json(os.path.join(p, "status.json")) or {}
-                trials.append((d, status.get("overrides", {})))
+                trials.append((d, status.get("overrides", {}), d, None))
         state = {}
         if not trials:
             raise FileNotFoundError(f"{workdir!r} holds neither a sweep.json nor any training run")
     rows = []
-    for name, overrides in trials:
+    for name, overrides, trial, seed in trials:
         d = os.path.join(workdir, name)
         results = read_json(os.path.join(d, "results.json"))
         status_file = read_json(os.path.join(d, "status.json")) or {}
         metrics = read_metrics(d) if os.path.isdir(d) else []
-        row = {"trial": name, "overrides": overrides_label(overrides), "overrides_dict": overrides, "dir": d,
-               "metrics": metrics, "error": ""}
+        row = {"run": name, "trial": trial, "seed": seed, "overrides": overrides_label(overrides),
+               "overrides_dict": overrides, "dir": d, "metrics": metrics, "error": ""}
         if results is not None:
             row["status"] = "done"
             for k in ("params", "macs", "best_accuracy", "final_accuracy", "epochs", "wall_time_s", "img_per_s"):
@@ -81,27 +89,90 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
     return manifest, rows
 
 
+def summarize_trials(rows: list[dict]) -> list[dict]:
+    """One row per trial (its runs are its seeds): mean ± sample std and n over the finished runs."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["trial"], []).append(r)
+    out = []
+    for trial, runs in groups.items():
+        done = [r for r in runs if r["status"] == "done"]
+        if len(done) == len(runs):
+            status = "done"
+        elif len(runs) == 1:
+            status = runs[0]["status"]
+        else:
+            status = f"{len(done)}/{len(runs)} done"
+        use = done or runs  # no finished run: show the progress of the unfinished ones
+
+        def stat(key, runs_=use):
+            return mean_std([r[key] for r in runs_ if isinstance(r.get(key), (int, float))])
+
+        overrides = {k: v for k, v in runs[0]["overrides_dict"].items() if not (k == "seed" and runs[0]["seed"]
+                                                                                 is not None)}
+        best, best_std = stat("best_accuracy")
+        final, final_std = stat("final_accuracy")
+        out.append({"trial": trial, "overrides": overrides_label(overrides), "status": status, "n": len(done),
+                    "runs": [r["run"] for r in runs], "params": stat("params")[0], "macs": stat("macs")[0],
+                    "best_accuracy": best, "best_accuracy_std": best_std, "final_accuracy": final,
+                    "final_accuracy_std": final_std, "epochs": stat("epochs")[0],
+                    "wall_time_s": stat("wall_time_s")[0], "img_per_s": stat("img_per_s")[0],
+                    "best_values": [r["best_accuracy"] for r in done if r.get("best_accuracy") is not None]})
+    return out
+
+
+def compare_trials(trials: list[dict], comparisons: list[dict]) -> list[dict]:
+    """Each declared comparison of two trials: difference of mean best accuracies, Welch 95% interval, verdict."""
+    by_name = {t["trial"]: t for t in trials}
+    out = []
+    for c in comparisons:
+        a, b = by_name.get(c["a"], {}), by_name.get(c["b"], {})
+        out.append({"comparison": c["name"], "a": c["a"], "b": c["b"],
+                    **compare(a.get("best_values", []), b.get("best_values", []))})
+    return out
+
+
 def _num(v, fmt: str) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
     return format(v, fmt)
 
 
-def _cells(row: dict) -> list[str]:
-    macs = row.get("macs")
-    return [row["trial"], row["overrides"], row["status"], _num(row.get("params"), ","),
-            f"{macs / 1e6:.2f}M" if macs else "", _num(row.get("best_accuracy"), ".4f"),
-            _num(row.get("final_accuracy"), ".4f"), _num(row.get("epochs"), ".2f"),
-            _num(row.get("wall_time_s"), ".0f"), _num(row.get("img_per_s"), ".0f")]
+def _pm(mean, std, fmt: str = ".4f") -> str:
+    if mean is None:
+        return ""
+    return format(mean, fmt) + (f" ± {format(std, fmt)}" if std is not None else " ± -")
 
 
-def markdown_table(rows: list[dict]) -> str:
-    head = ["trial", "overrides", "status", "params", "MACs", "best val acc", "final val acc", "epochs",
-            "wall time (s)", "img/s"]
+def _table(head: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for r in rows:
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |")
+    for cells in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def markdown_table(trials: list[dict]) -> str:
+    """Per trial: status, n, params, MACs, best/final validation accuracy as mean ± std over its finished runs."""
+    head = ["trial", "overrides", "status", "n", "params", "MACs", "best val acc", "final val acc", "epochs",
+            "wall time (s)", "img/s"]
+    return _table(head, [[t["trial"], t["overrides"], t["status"], t["n"], _num(t["params"], ",.0f"),
+                          f"{t['macs'] / 1e6:.2f}M" if t["macs"] else "", _pm(t["best_accuracy"], t["best_accuracy_std"]),
+                          _pm(t["final_accuracy"], t["final_accuracy_std"]), _num(t["epochs"], ".2f"),
+                          _num(t["wall_time_s"], ".0f"), _num(t["img_per_s"], ".0f")] for t in trials])
+
+
+def comparisons_table(comps: list[dict]) -> str:
+    head = ["comparison", "A", "B", "n (A, B)", "A − B (best val acc)", "95% CI (Welch)", "verdict"]
+    return _table(head, [[c["comparison"], c["a"], c["b"], f"{c['n_a']}, {c['n_b']}", _num(c["diff"], "+.4f"),
+                          f"[{c['lo']:+.4f}, {c['hi']:+.4f}]" if c["lo"] is not None else "-", c["verdict"]]
+                         for c in comps])
+
+
+def runs_table(rows: list[dict]) -> str:
+    head = ["run", "status", "best val acc", "final val acc", "epochs", "wall time (s)", "img/s"]
+    return _table(head, [[r["run"], r["status"], _num(r.get("best_accuracy"), ".4f"),
+                          _num(r.get("final_accuracy"), ".4f"), _num(r.get("epochs"), ".2f"),
+                          _num(r.get("wall_time_s"), ".0f"), _num(r.get("img_per_s"), ".0f")] for r in rows])
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
@@ -114,26 +185,30 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
     return front
 
 
-def plot_accuracy_vs_macs(rows: list[dict], path: str, title: str = "") -> str | None:
+def plot_accuracy_vs_macs(trials: list[dict], path: str, title: str = "") -> str | None:
+    """Mean best accuracy of each trial against its MACs, with ± std error bars and the Pareto front."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [(r["macs"], r["best_accuracy"], r["trial"]) for r in rows
-           if r["status"] == "done" and r.get("macs") and r.get("best_accuracy") is not None]
-    if not pts:
+    done = [t for t in trials if t["n"] > 0 and t.get("macs") and t.get("best_accuracy") is not None]
+    if not done:
         return None
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    front = pareto_front(pts)
+    front = pareto_front([(t["macs"], t["best_accuracy"], t["trial"]) for t in done])
     on_front = {p[2] for p in front}
-    ax.scatter([p[0] for p in pts if p[2] not in on_front], [p[1] for p in pts if p[2] not in on_front],
-               c="tab:blue", s=30, zorder=3, label="trial")
-    ax.scatter([p[0] for p in front], [p[1] for p in front], c="tab:red", s=40, zorder=4, label="Pareto-optimal")
+    for group, colour, label in ((False, "tab:blue", "trial (mean ± std)"), (True, "tab:red", "Pareto-optimal")):
+        sel = [t for t in done if (t["trial"] in on_front) == group]
+        if sel:
+            ax.errorbar([t["macs"] for t in sel], [t["best_accuracy"] for t in sel],
+                        yerr=[t["best_accuracy_std"] or 0.0 for t in sel], fmt="o", c=colour, ms=5, capsize=3,
+                        zorder=3 + group, label=label)
     if len(front) > 1:
         ax.plot([p[0] for p in front], [p[1] for p in front], "--", c="tab:red", lw=1.2, zorder=2,
                 label="Pareto front")
-    for x, y, label in pts:
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    for t in done:
+        ax.annotate(f"{t['trial']} (n={t['n']})", (t["macs"], t["best_accuracy"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
     ax.set(xlabel="multiply-adds per image (log scale)", ylabel="best validation accuracy",
            title=title or "accuracy vs. MACs")
@@ -145,27 +220,41 @@ def plot_accuracy_vs_macs(rows: list[dict], path: str, title: str = "") -> str |
     return path
 
 
-def write_report(workdir: str, echo: bool = True) -> dict:
-    """Write report.md, report.csv and the PNG plots into `workdir`; returns {"rows", "files", "missing", ...}."""
-    manifest, rows = collect(workdir)
-    name = (manifest or {}).get("name") or os.path.basename(os.path.normpath(workdir))
-    files = {}
-
-    csv_path = os.path.join(workdir, "report.csv")
-    with open(csv_path, "w", newline="") as f:
+def _write_csv(path: str, columns: list[str], rows: list[list]) -> str:
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(COLUMNS + ["error"])
-        for r in rows:
-            w.writerow([r["trial"], r["overrides"], r["status"], r.get("params") or "", r.get("macs") or "",
-                        _num(r.get("best_accuracy"), ".6g"), _num(r.get("final_accuracy"), ".6g"),
-                        _num(r.get("epochs"), ".4g"), _num(r.get("wall_time_s"), ".6g"),
-                        _num(r.get("img_per_s"), ".6g"), (r["error"].strip().splitlines() or [""])[-1]])
-    files["csv"] = csv_path
+        w.writerow(columns)
+        w.writerows(rows)
+    return path
 
-    plot = plot_accuracy_vs_macs(rows, os.path.join(workdir, "accuracy_vs_macs.png"), f"{name}: accuracy vs. MACs")
+
+def write_report(workdir: str, echo: bool = True) -> dict:
+    """Write the report files into `workdir`; returns {"rows" (runs), "trials", "comparisons", "files", "missing",
+    "failed", "counts"}."""
+    manifest, rows = collect(workdir)
+    trials = summarize_trials(rows)
+    comps = compare_trials(trials, (manifest or {}).get("comparisons") or [])
+    name = (manifest or {}).get("name") or os.path.basename(os.path.normpath(workdir))
+    g = lambda v: _num(v, ".6g")  # noqa: E731
+    files = {
+        "csv": _write_csv(os.path.join(workdir, "report.csv"), TRIAL_COLUMNS, [
+            [t["trial"], t["overrides"], t["status"], t["n"], _num(t["params"], ".0f"), _num(t["macs"], ".0f"),
+             g(t["best_accuracy"]), g(t["best_accuracy_std"]), g(t["final_accuracy"]), g(t["final_accuracy_std"]),
+             g(t["epochs"]), g(t["wall_time_s"]), g(t["img_per_s"])] for t in trials]),
+        "runs_csv": _write_csv(os.path.join(workdir, "runs.csv"), RUN_COLUMNS + ["error"], [
+            [r["run"], r["trial"], "" if r["seed"] is None else r["seed"], r["overrides"], r["status"],
+             r.get("params") or "", r.get("macs") or "", g(r.get("best_accuracy")), g(r.get("final_accuracy")),
+             g(r.get("epochs")), g(r.get("wall_time_s")), g(r.get("img_per_s")),
+             (r["error"].strip().splitlines() or [""])[-1]] for r in rows]),
+    }
+    if comps:
+        files["comparisons_csv"] = _write_csv(os.path.join(workdir, "comparisons.csv"), COMPARISON_COLUMNS, [
+            [c["comparison"], c["a"], c["b"], c["n_a"], c["n_b"], g(c["diff"]), g(c["lo"]), g(c["hi"]), g(c["dof"]),
+             c["verdict"]] for c in comps])
+    plot = plot_accuracy_vs_macs(trials, os.path.join(workdir, "accuracy_vs_macs.png"), f"{name}: accuracy vs. MACs")
     if plot:
         files["accuracy_vs_macs"] = plot
-    curves = {r["trial"]: r["metrics"] for r in rows if r["metrics"]}
+    curves = {r["run"]: r["metrics"] for r in rows if r["metrics"]}
     if curves:
         files["learning_curves"] = plot_learning_curves(curves, os.path.join(workdir, "learning_curves.png"),
                                                         title=f"{name}: learning curves")
@@ -173,20 +262,30 @@ def write_report(workdir: str, echo: bool = True) -> dict:
     counts = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
-    missing = [r["trial"] for r in rows if r["status"] in ("not started", "unfinished")]
+    missing = [r["run"] for r in rows if r["status"] in ("not started", "unfinished")]
     failed = [r for r in rows if r["status"] == "failed"]
     md = [f"# Sweep report: {name}", ""]
     if manifest:
         md += [f"- experiment: `{manifest.get('experiment')}`", f"- base config: `{manifest.get('base')}`"]
         if manifest.get("fixed"):
             md.append("- fixed: " + ", ".join(f"`{k}={_fmt_override(v)}`" for k, v in manifest["fixed"].items()))
-    md.append("- trials: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" (of {len(rows)})")
-    md += ["", markdown_table(rows), ""]
+        if manifest.get("seeds"):
+            md.append(f"- seeds: {', '.join(str(s) for s in manifest['seeds'])} (accuracies: mean ± sample std over "
+                      "the finished runs, n of them)")
+    md.append("- runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" (of {len(rows)})")
+    md += ["", markdown_table(trials), ""]
+    if comps:
+        md += ["## Comparisons", "", "Difference of the mean best validation accuracies, A − B, with its 95% "
+               "confidence interval (Welch's t, unequal variances); a verdict only where the interval excludes 0.",
+               "", comparisons_table(comps), ""]
     if missing:
-        md += ["Missing: " + ", ".join(f"`{r['trial']}` ({r['status']})" for r in rows if r["trial"] in missing)
-               + " (unfinished rows show the best/last validation accuracy so far).", ""]
+        md += ["Missing: " + ", ".join(f"`{r['run']}` ({r['status']})" for r in rows if r["run"] in missing)
+               + " (unfinished runs are not counted in n; a trial with no finished run shows the best/last "
+               "validation accuracy so far).", ""]
     for r in failed:
-        md += [f"Failed: `{r['trial']}`", "", "```", r["error"].strip()[-2000:] or "(no output)", "```", ""]
+        md += [f"Failed: `{r['run']}`", "", "```", r["error"].strip()[-2000:] or "(no output)", "```", ""]
+    if len(rows) > len(trials):
+        md += ["## Runs", "", runs_table(rows), ""]
     if plot:
         md += ["![accuracy vs MACs](accuracy_vs_macs.png)", ""]
     if curves:
@@ -197,11 +296,14 @@ def write_report(workdir: str, echo: bool = True) -> dict:
     files["md"] = md_path
 
     if echo:
-        print(markdown_table(rows))
+        print(markdown_table(trials))
+        if comps:
+            print(comparisons_table(comps))
         if missing:
             print("missing (not started / unfinished): " + ", ".join(missing), file=sys.stderr)
         if failed:
-            print("failed: " + ", ".join(r["trial"] for r in failed), file=sys.stderr)
+            print("failed: " + ", ".join(r["run"] for r in failed), file=sys.stderr)
         print("wrote " + ", ".join(files.values()), file=sys.stderr)
-    return {"rows": [{k: v for k, v in r.items() if k not in ("metrics",)} for r in rows], "files": files,
-            "missing": missing, "failed": [r["trial"] for r in failed], "counts": counts}
+    return {"rows": [{k: v for k, v in r.items() if k not in ("metrics",)} for r in rows], "trials": trials,
+            "comparisons": comps, "files": files, "missing": missing, "failed": [r["run"] for r in failed],
+            "counts": counts}

@@ -47,10 +47,11 @@ def _init_sweep_dir(exp: dict, sweep_dir: str) -> dict:
     manifest = {
         "experiment": exp["path"], "experiment_path": real, "name": exp["name"], "description": exp["description"],
         "base": exp["base"], "fixed": exp["fixed"],
-        "trials": [{"name": t["name"], "overrides": t["overrides"],
-                    "command": command_line(train_argv(exp, t, sweep_dir))} for t in exp["trials"]],
+        "trials": [{"name": t["name"], "trial": t["trial"], "seed": t["seed"], "overrides": t["overrides"],
+                    "command": command_line(train_argv(exp, t, sweep_dir))} for t in exp["runs"]],
+        "seeds": exp["seeds"], "comparisons": exp["comparisons"],
         "created": (old or {}).get("created", _now()), "updated": _now(),
-        "state": {t["name"]: state.get(t["name"], {"status": "pending"}) for t in exp["trials"]},
+        "state": {t["name"]: state.get(t["name"], {"status": "pending"}) for t in exp["runs"]},
     }
     write_json(path, manifest)
     return manifest
@@ -153,12 +154,13 @@ def _run_subprocess(argv: list[str], trial_dir: str, cpus: list[int] | None) -> 
                 _LIVE.discard(proc)
 
 
-def _run_in_process(exp: dict, trial: dict, trial_dir: str) -> int:
+def _run_in_process(exp: dict, trial: dict, sweep_dir: str) -> int:
     """Train the trial in this process (saves the JAX import per trial; used by tests)."""
     from mobilejax.config import load_config
     from mobilejax.train import train_and_evaluate
+    trial_dir = os.path.join(sweep_dir, trial["name"])
     with open(os.path.join(trial_dir, LOG_FILE), "a") as log:
-        log.write(f"\n=== {_now()} {command_line(train_argv(exp, trial, os.path.dirname(trial_dir)))} (in process)\n")
+        log.write(f"\n=== {_now()} {command_line(train_argv(exp, trial, sweep_dir))} (in process)\n")
         log.flush()
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             try:
@@ -183,7 +185,7 @@ def run_trial(exp: dict, trial: dict, sweep_dir: str, state: _State, cpus=None, 
           file=sys.stderr, flush=True)
     t0 = time.time()
     try:
-        rc = _run_in_process(exp, trial, trial_dir) if in_process else _run_subprocess(argv, trial_dir, cpus)
+        rc = _run_in_process(exp, trial, sweep_dir) if in_process else _run_subprocess(argv, trial_dir, cpus)
     except KeyboardInterrupt:
         info.update(status="interrupted", finished=_now())
         write_json(os.path.join(trial_dir, STATUS_FILE), info)
@@ -239,14 +241,18 @@ def _run_trials(exp, todo, workdir, state, parallel, in_process) -> list[str]:
         return list(pool.map(job, todo))
 
 
-def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = False, *,
+def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = False, *, seeds: int | None = None,
               max_trials: int | None = None, in_process: bool = False, report: bool = True) -> int:
-    """Validate every trial, then run the unfinished ones (`parallel` at a time); 0 if none failed.
+    """Validate every trial, then run the unfinished runs (one per trial, or one per trial and seed) `parallel` at a
+    time; 0 if none failed.
 
-    `max_trials` runs at most that many trials in this call (the rest stay pending for a rerun); `in_process` runs
-    trials in this process instead of `mobilejax train` subprocesses (only with parallel=1)."""
+    `seeds` (N) runs every trial with seeds 0 .. N-1 (instead of the experiment file's `seeds`); `max_trials` runs at
+    most that many runs in this call (the rest stay pending for a rerun); `in_process` runs them in this process
+    instead of `mobilejax train` subprocesses (only with parallel=1)."""
     try:
-        exp = load_experiment(experiment)
+        if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+            raise SweepError(f"--seeds must be a positive integer, got {seeds!r}")
+        exp = load_experiment(experiment, seeds=seeds)
         if parallel < 1:
             raise SweepError(f"--parallel must be >= 1, got {parallel}")
         if in_process and parallel > 1:
@@ -259,13 +265,13 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
         return 2
 
     if dry_run:
-        for trial in exp["trials"]:
+        for trial in exp["runs"]:
             print(command_line(train_argv(exp, trial, workdir)), flush=True)
         return 0
 
     state = _State(workdir, manifest)
     todo = []
-    for trial in exp["trials"]:
+    for trial in exp["runs"]:
         if os.path.exists(os.path.join(workdir, trial["name"], RESULTS_FILE)):
             if state.manifest["state"].get(trial["name"], {}).get("status") != "done":
                 state.set(trial["name"], status="done")
@@ -274,7 +280,8 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
             todo.append(trial)
     if max_trials is not None:
         todo = todo[:max_trials]
-    print(f"[sweep] {exp['name']}: {len(exp['trials'])} trials, {len(todo)} to run, parallel {parallel}",
+    print(f"[sweep] {exp['name']}: {len(exp['trials'])} trials, {len(exp['runs'])} runs, {len(todo)} to run, "
+          f"parallel {parallel}",
           file=sys.stderr, flush=True)
 
     try:
@@ -293,7 +300,7 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
             write_report(workdir, echo=True)
         except Exception as e:  # the report must not hide the sweep's outcome
             print(f"[sweep] warning: could not write the report: {type(e).__name__}: {e}", file=sys.stderr)
-    failed = [t["name"] for t in exp["trials"]
+    failed = [t["name"] for t in exp["runs"]
               if state.manifest["state"].get(t["name"], {}).get("status") == "failed"]
     if failed:
         print(f"[sweep] {len(failed)} trial(s) failed: {', '.join(failed)}", file=sys.stderr)
