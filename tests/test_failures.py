@@ -112,6 +112,24 @@ def test_signal_stops_with_checkpoint_and_resumes_identically(tmp_path, digits_d
     assert [r["step"] for r in read_metrics(part) if "eval_accuracy" in r] == [4, 8]
 
 
+def test_signal_during_the_final_evaluation_is_not_swallowed(tmp_path, digits_dir, monkeypatch):
+    """SIGTERM during the last step's evaluation: the run completes its files, then still exits with 143."""
+    c = digits_config(digits_dir, eval_every_epochs=4 / 20)
+    original, calls = loop_mod.evaluate_batches, {"n": 0}
+
+    def signalled(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # evaluations at steps 4 and 8 (the last)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loop_mod, "evaluate_batches", signalled)
+    with pytest.raises(TrainingStopped, match="stopped at step 8, the last one; results are written") as e:
+        train_and_evaluate(c, str(tmp_path))
+    assert e.value.exit_code == 143
+    assert json.load(open(tmp_path / "results.json"))["steps"] == 8 and params_of(str(tmp_path))[1] == 8
+
+
 def _digits_cli_args(digits_dir, workdir, steps):
     return [sys.executable, "-m", "mobilejax.cli", "train", f"--config={ROOT}/configs/quickstart.py",
             f"--config.data.data_dir={digits_dir}", "--config.data.train_split=train[:256]",

@@ -265,11 +265,17 @@ def test_base_relative_to_repo_root(tmp_path, image_folder, monkeypatch):
     assert os.path.join(REPO, "configs", "quickstart.py") in manifest["trials"][0]["command"]
 
 
-def test_shipped_experiments_validate(capsys):
-    """The experiments/ files load, name their trials uniquely and validate (dry run, nothing is trained)."""
+def test_shipped_experiments_validate(tmp_path, capsys):
+    """The experiments/ files load, name their runs uniquely, declare comparisons of their own trials, and every
+    trial validates (config keys and values, model built): a dry run prints one command per run, nothing trains."""
     exps = sorted(f for f in os.listdir(os.path.join(REPO, "experiments")) if f.endswith(".py") and f[0] != "_")
-    if not exps:
-        pytest.skip("no experiment files")
+    assert len(exps) == 4
     for f in exps:
-        exp = load_experiment(os.path.join(REPO, "experiments", f))
-        assert exp["trials"]
+        path = os.path.join(REPO, "experiments", f)
+        exp = load_experiment(path)
+        assert exp["trials"] and exp["seeds"] and len(exp["seeds"]) >= 2 and exp["comparisons"]
+        capsys.readouterr()
+        assert run_sweep(path, str(tmp_path / f), dry_run=True) == 0, capsys.readouterr().err
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert len(lines) == len(exp["runs"]) == len(exp["trials"]) * len(exp["seeds"])
+        assert not any(os.path.isdir(os.path.join(tmp_path, f, t["name"])) for t in exp["trials"])
