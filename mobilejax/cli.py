@@ -3,6 +3,7 @@
     mobilejax train   --config FILE[:ARGS] [--config.KEY=VALUE ...] --workdir DIR
     mobilejax eval    --workdir DIR [--checkpoint best|latest] [--config.KEY=VALUE ...]
     mobilejax predict --workdir DIR [--checkpoint best|latest] [--top-k K] IMAGE [IMAGE ...]
+    mobilejax export  --workdir DIR [--format tflite] [--quantize none|float16|int8] [--out FILE]
     mobilejax summary MODEL [--alpha A] [--resolution R] [--num-classes N] [--option KNOB=VALUE] [--json]
     mobilejax bench   MODEL [--alpha A] [--resolution R] [--batch B] [--mode train|infer] [--option KNOB=VALUE] [--json]
     mobilejax sweep   EXPERIMENT --workdir DIR [--parallel N] [--dry-run]
@@ -101,6 +102,19 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     b.add_argument("--depthwise-impl", default="auto")
 
+    ex = sub.add_parser("export", help="export a workdir's model (TFLite fp32/fp16/int8) and verify the file",
+                        epilog=OVERRIDE_HELP, formatter_class=raw, allow_abbrev=False,
+                        usage="mobilejax export --workdir DIR [--format tflite] [--quantize none|float16|int8] "
+                              "[--out FILE] [--checkpoint best|latest] [--max-examples N] [--config.KEY=VALUE ...]")
+    ex.add_argument("--workdir", required=True)
+    ex.add_argument("--format", default="tflite", help="tflite")
+    ex.add_argument("--quantize", default="none", help="none (float32), float16 or int8 (calibrated on training "
+                                                       "images)")
+    ex.add_argument("--out", default=None, help="output file (default WORKDIR/export/model_QUANTIZE.tflite)")
+    ex.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    ex.add_argument("--max-examples", type=int, default=None,
+                    help="verify on at most N validation images (default: the whole split)")
+
     sw = sub.add_parser("sweep", help="run an experiment's trials", allow_abbrev=False)
     sw.add_argument("experiment")
     sw.add_argument("--workdir", required=True)
@@ -134,6 +148,12 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
         config = load_config(config_args, base=load_run_config(args.workdir))
         for row in predict(config, args.workdir, args.images, args.top_k, args.checkpoint):
             print(json.dumps(row))
+    elif args.command == "export":
+        from mobilejax.export import export
+        from mobilejax.workdir import load_config as load_run_config
+        config = load_config(config_args, base=load_run_config(args.workdir))
+        print(json.dumps(export(config, args.workdir, fmt=args.format, quantize=args.quantize, out=args.out,
+                                checkpoint=args.checkpoint, max_examples=args.max_examples)))
     elif args.command == "summary":
         from mobilejax.summary import print_summary, summarize
         print_summary(summarize(args.model, args.alpha, args.resolution, args.num_classes, **parse_args(args.option)),
@@ -165,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     rest, config_args = _split_config_args(argv)
     args = _parser().parse_args(rest)
     debug = args.debug or bool(os.environ.get("MOBILEJAX_DEBUG"))
-    quiet_logs(verbose=args.verbose, tensorflow=args.command in ("train", "eval", "predict"))
+    quiet_logs(verbose=args.verbose, tensorflow=args.command in ("train", "eval", "predict", "export"))
     from mobilejax.errors import TrainingStopped
     try:
         return run(args, config_args)

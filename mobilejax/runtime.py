@@ -81,14 +81,15 @@ def quiet_logs(verbose: bool = False, tensorflow: bool = False) -> None:
     except ImportError:
         pass
     if tensorflow and "tensorflow" not in sys.modules:
-        with _stderr_to_devnull():
+        with stderr_to_devnull():
             import tensorflow  # noqa: F401
             import tensorflow_datasets as tfds
         tfds.disable_progress_bar()
 
 
 @contextlib.contextmanager
-def _stderr_to_devnull():
+def stderr_to_devnull():
+    """Point the process's C-level stderr (fd 2) at /dev/null for the block (C++ library chatter)."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)

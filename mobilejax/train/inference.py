@@ -17,7 +17,8 @@ from mobilejax.train.steps import Steps, evaluate_batches
 CHECKPOINTS = ("best", "latest")
 
 
-def _restore(config, workdir: str, checkpoint: str, num_classes: int, image_size: int):
+def restore(config, workdir: str, checkpoint: str, num_classes: int, image_size: int):
+    """(model, steps, state, meta) of a workdir's `checkpoint` ("best" or "latest") for inference."""
     if checkpoint not in CHECKPOINTS:
         raise UsageError(f"unknown checkpoint {checkpoint!r}; allowed: {', '.join(CHECKPOINTS)}")
     model = build_model(config, num_classes)
@@ -48,7 +49,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint: str = 
     if ds.num_classes != run["num_classes"]:
         raise UsageError(f"{config.data.dataset!r} has {ds.num_classes} classes but the model in {workdir} was "
                          f"trained on {run['num_classes']}")
-    _, steps, state, meta = _restore(config, workdir, checkpoint, run["num_classes"], ds.image_size)
+    _, steps, state, meta = restore(config, workdir, checkpoint, run["num_classes"], ds.image_size)
     out = evaluate_batches(steps, state, ds.eval_batches())
     out.update({"checkpoint": checkpoint, "step": int(meta["step"]), "dataset": config.data.dataset,
                 "split": config.data.eval_split})
@@ -64,7 +65,7 @@ def predict(config: ml_collections.ConfigDict, workdir: str, paths: list[str], t
     for p in paths:
         if not os.path.isfile(p):
             raise UsageError(f"image file {p!r} does not exist")
-    model, steps, state, _ = _restore(config, workdir, checkpoint, run["num_classes"], run["image_size"])
+    model, steps, state, _ = restore(config, workdir, checkpoint, run["num_classes"], run["image_size"])
     images = np.stack([load_image_for_predict(p, config.data) for p in paths])
     params = state.ema_params if steps.use_ema else state.params
     stats = state.ema_batch_stats if steps.use_ema else state.batch_stats
