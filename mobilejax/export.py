@@ -58,16 +58,22 @@ def _convert(fn, image_size: int, quantize: str, calibration) -> bytes:
 
 
 def interpreter(model_content: bytes):
-    """The LiteRT interpreter (`ai-edge-litert`) when installed, else TensorFlow's."""
+    """The LiteRT interpreter (`ai-edge-litert`) when installed, else TensorFlow's; with its default XNNPACK
+    delegate, or without it for a graph the delegate cannot prepare (e.g. some int8 graphs)."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         import tensorflow as tf
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            Interpreter = tf.lite.Interpreter
-    interp = Interpreter(model_content=model_content)
-    interp.allocate_tensors()
+            Interpreter, OpResolverType = tf.lite.Interpreter, tf.lite.experimental.OpResolverType
+    try:
+        interp = Interpreter(model_content=model_content)
+        interp.allocate_tensors()
+    except RuntimeError:
+        interp = Interpreter(model_content=model_content,
+                             experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interp.allocate_tensors()
     return interp
 
 

@@ -100,6 +100,8 @@ class Conv(nn.Module):
         kernel = kernel.astype(dtype)
         if self.depthwise:
             y = depthwise_conv(x, kernel, s, pad, self.depthwise_impl)
+        elif k == 1 and x.ndim == 2:  # a 1x1 conv of pooled features (N, C), e.g. in squeeze-excite
+            y = jnp.dot(x, kernel[0, 0])
         elif k == 1:
             if s > 1:
                 x = x[:, ::s, ::s, :]
@@ -159,11 +161,13 @@ class SqueezeExcite(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         c = x.shape[-1]
-        s = jnp.mean(x, axis=(1, 2), keepdims=True)
+        # the 1x1 convs act on the pooled (N, C) vector: the same parameters and maths as on (N, 1, 1, C), and a
+        # form the TFLite converter maps to FULLY_CONNECTED (it rejects the reshaped 1x1 map)
+        s = jnp.mean(x, axis=(1, 2))
         s = Conv(self.squeeze_channels, 1, use_bias=True, dtype=self.dtype, name="conv_reduce")(s)
         s = get_activation(self.activation)(s)
         s = Conv(c, 1, use_bias=True, dtype=self.dtype, name="conv_expand")(s)
-        return x * get_activation(self.gate)(s).astype(x.dtype)
+        return x * get_activation(self.gate)(s).astype(x.dtype)[:, None, None, :]
 
 
 def channel_split(x: jax.Array, sections: int = 2) -> Sequence[jax.Array]:

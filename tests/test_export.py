@@ -52,3 +52,36 @@ def test_export_bad_input(trained, capsys):
     assert "unknown export format 'onnx'; allowed: tflite" in capsys.readouterr().err
     assert cli.main(["export", "--workdir", trained, "--quantize", "int4"]) == 2
     assert "unknown quantization 'int4'; allowed: none, float16, int8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,alpha", [("mobilenet_v1", 0.25), ("mobilenet_v3_large", 0.75),
+                                        ("mobilenet_v3_small", 0.75), ("shufflenet_v2", 0.5)])
+def test_every_family_converts(name, alpha):
+    """Squeeze-excite, hard-swish, channel split/shuffle and max-pool all reach TFLite with equal float32 logits."""
+    import jax
+    import numpy as np
+
+    from mobilejax.export import _convert, interpreter
+    from mobilejax.models import create_model
+    from mobilejax.runtime import stderr_to_devnull
+
+    x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
+    kw = dict(num_classes=5, alpha=alpha, small_input=True, depthwise_impl="xla")
+    model = create_model(name, **kw)
+    v = model.init(jax.random.key(0), x[:1])
+    # running statistics from this batch (momentum 0), so the logits are far from zero
+    stats = create_model(name, bn_momentum=0.0, **kw).apply(v, x, train=True, mutable=["batch_stats"],
+                                                            rngs={"dropout": jax.random.key(1)})[1]
+    fn = lambda z: model.apply({**v, **stats}, z, train=False)  # noqa: E731
+    ref = np.asarray(fn(x))
+    assert np.std(ref) > 1e-3
+    with stderr_to_devnull():
+        interp = interpreter(_convert(fn, 32, "none", None))
+    i, o = interp.get_input_details()[0], interp.get_output_details()[0]
+    out = []
+    for image in x:
+        interp.set_tensor(i["index"], image[None])
+        interp.invoke()
+        out.append(interp.get_tensor(o["index"])[0])
+    np.testing.assert_allclose(np.stack(out), ref, rtol=1e-4, atol=1e-4)
+    assert "DEPTHWISE_CONV_2D" in {d["op_name"] for d in interp._get_ops_details()}

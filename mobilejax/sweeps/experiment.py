@@ -1,6 +1,5 @@
 """Experiment files: what a sweep's trials are, their directory names and their `mobilejax train` commands.
 
-
 An experiment file (`experiments/*.py`) has a `get_config()` returning a dict (or ConfigDict):
 
     def get_config():
@@ -10,18 +9,29 @@ An experiment file (`experiments/*.py`) has a `get_config()` returning a dict (o
             "product": {"model.name": ["mobilenet_v1", "mobilenet_v2"],     # cartesian product ...
                         "model.alpha": [0.25, 0.5, 0.75, 1.0]},
             "trials": [{"model.separable": False}],                         # ... and/or an explicit list
+            "seeds": (0, 1, 2),                                             # replicates of every trial (optional)
+            "comparisons": [{"name": "v1 vs v2 at 0.5",                     # differences the report tests (optional)
+                             "a": {"model.name": "mobilenet_v1", "model.alpha": 0.5},
+                             "b": {"model.name": "mobilenet_v2", "model.alpha": 0.5}}],
+            "description": "...",
         }
 
 With both `product` and `trials`, every listed trial is combined with every point of the product. Keys are dotted
-config paths (nested dicts are flattened). Each trial is the plain command
+config paths (nested dicts are flattened). Each trial is one run, the plain command
 
     mobilejax train --config BASE --config.k=v ... --workdir SWEEPDIR/<trial>
 
+or, with `seeds` (or `mobilejax sweep --seeds N`: seeds 0 .. N-1), one run per seed
+
+    mobilejax train --config BASE --config.k=v ... --config.seed=S --workdir SWEEPDIR/<trial>/seed-S
+
 (`--dry-run` prints exactly these, one per line, for any scheduler); the trial's directory name is made of its own
-overrides (`model-mobilenet_v1__alpha-0.25`). `SWEEPDIR/sweep.json` records the experiment and its trials and the
-state of each trial; `SWEEPDIR/<trial>/status.json` and `train.log` that of one trial. A rerun skips finished trials
-(results.json present) and resumes the others from their checkpoints. Run from the repository root: relative paths in
-the configs (e.g. image folders) are relative to the working directory.
+overrides (`model-mobilenet_v1__alpha-0.25`). Each side of a comparison is a dict of settings that must select
+exactly one trial (the trial whose overrides, or the fixed settings, hold all of them); the report gives the
+difference of the two trials' mean best accuracies with a 95% Welch interval. `SWEEPDIR/sweep.json` records the
+experiment, its runs and the state of each run; `SWEEPDIR/<run>/status.json` and `train.log` that of one run. A rerun
+skips finished runs (results.json present) and resumes the others from their checkpoints. Run from the repository
+root: relative paths in the configs (e.g. image folders) are relative to the working directory.
 """
 from __future__ import annotations
 
@@ -38,7 +48,6 @@ from mobilejax.errors import UsageError
 
 MAX_NAME = 100
 FIELDS = ("base", "fixed", "product", "trials", "seeds", "comparisons", "description")
-_MISSING = object()
 
 # Short names of common keys in trial directory names.
 SHORT_KEYS = {"model.name": "model", "data.image_size": "res", "num_epochs": "epochs", "batch_size": "batch",
@@ -129,52 +138,108 @@ def load_experiment(path: str, seeds: int | None = None) -> dict:
             raise SweepError(f"{path}: trials {j} ({trials[j]['overrides']}) and {i} ({t['overrides']}) would share "
                              f"the directory {t['name']!r}; make their overrides differ")
         seen[t["name"]] = i
-    seed_list = _seeds(path, list(range(seeds)) if seeds is not None else exp.get("seeds"), seeds is not None)
-    runs = [{"name": t["name"], "trial": t["name"], "seed": None, "overrides": t["overrides"]} for t in trials]
+    seed_list = _seeds(path, exp.get("seeds"), seeds)
     if seed_list is not None:
-        runs = [{"name": f"{t['name']}/seed-{s}", "trial": t["name"], "seed": s, "overrides": {**t["overrides"],
-                                                                                               "seed": s}}
-                for t in trials for s in seed_list]
+        source = "--seeds" if seeds is not None else "'seeds'"
+        for where, overrides in [("'fixed'", fixed)] + [(f"trial {t['name']!r}", t["overrides"]) for t in trials]:
+            if "seed" in overrides:
+                raise SweepError(f"{path}: {where} sets 'seed', but with {source} ({seed_list}) every trial runs "
+                                 "once per seed; remove one of them")
+        runs = [{"name": run_name(t["name"], s), "trial": t["name"], "seed": s,
+                 "overrides": {**t["overrides"], "seed": s}} for t in trials for s in seed_list]
+    else:
+        runs = [{"name": t["name"], "trial": t["name"], "seed": None, "overrides": t["overrides"]} for t in trials]
     return {"path": path, "name": os.path.splitext(os.path.basename(path))[0], "base": base, "fixed": fixed,
             "trials": trials, "seeds": seed_list, "runs": runs,
             "comparisons": _comparisons(path, exp.get("comparisons") or [], fixed, trials),
             "description": exp.get("description", "")}
 
 
-def _seeds(path: str, seeds, from_flag: bool) -> list[int] | None:
-    if seeds is None:
+def _seeds(path: str, declared, flag: int | None) -> list[int] | None:
+    """The seeds of every trial: 0 .. flag-1 (`--seeds N`), else the file's `seeds`, else None (no replicates)."""
+    if flag is not None:
+        if isinstance(flag, bool) or not isinstance(flag, int) or flag < 1:
+            raise SweepError(f"--seeds must be a positive integer, got {flag!r}")
+        return list(range(flag))
+    if declared is None:
         return None
-    what = "--seeds" if from_flag else f"{path}: 'seeds'"
-    if (not isinstance(seeds, (list, tuple)) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise SweepError(f"{what} must be a non-empty list of integers >= 0 (e.g. (0, 1, 2)), got {seeds!r}"
-                         if not from_flag else f"--seeds must be a positive integer, got {len(seeds)}")
-    if len(set(seeds)) != len(seeds):
-        raise SweepError(f"{what} has repeated seeds: {list(seeds)}")
-    return list(seeds)
+    if (not isinstance(declared, (list, tuple)) or not declared
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in declared)):
+        raise SweepError(f"{path}: 'seeds' must be a non-empty list of integers >= 0 (e.g. (0, 1, 2)), "
+                         f"got {declared!r}")
+    if len(set(declared)) != len(declared):
+        raise SweepError(f"{path}: 'seeds' has repeated seeds: {list(declared)}")
+    return list(declared)
+
+
+def _same(x, y) -> bool:
+    """Setting equality, with lists and tuples alike (`(224, 224)` matches `[224, 224]`)."""
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
+    return x == y
 
 
 def _comparisons(path: str, declared, fixed: dict, trials: list[dict]) -> list[dict]:
     """Each declared comparison {"name", "a": {key: value}, "b": {key: value}} -> {"name", "a": trial, "b": trial};
-    each side must select exactly one trial (by its overrides, or the fixed settings)."""
+    each side must select exactly one trial (by its overrides, or the fixed settings), and the two must differ."""
     if not isinstance(declared, (list, tuple)):
         raise SweepError(f"{path}: 'comparisons' must be a list of {{'a': {{...}}, 'b': {{...}}, 'name': ...}}")
     out = []
     for i, comp in enumerate(declared):
+        if hasattr(comp, "to_dict"):
+            comp = comp.to_dict()
         if not isinstance(comp, dict) or set(comp) - {"a", "b", "name"} or not {"a", "b"} <= set(comp):
             raise SweepError(f"{path}: comparisons[{i}] must be a dict with 'a' and 'b' (and optionally 'name'), "
                              f"got {comp!r}")
         sides = {}
         for side in ("a", "b"):
             want = _flatten(comp[side], where=f"{path}: comparisons[{i}].{side}")
-            hits = [t["name"] for t in trials if all({**fixed, **t["overrides"]}.get(k, _MISSING) == v
-                                                     for k, v in want.items())]
+            hits = [t["name"] for t in trials
+                    if all(k in (settings := {**fixed, **t["overrides"]}) and _same(settings[k], v)
+                           for k, v in want.items())]
             if len(hits) != 1:
                 raise SweepError(f"{path}: comparisons[{i}].{side} {want} selects {len(hits)} trials "
                                  f"({', '.join(hits) or 'none'}); it must select exactly one")
             sides[side] = hits[0]
+        if sides["a"] == sides["b"]:
+            raise SweepError(f"{path}: comparisons[{i}] compares the trial {sides['a']!r} with itself")
         out.append({"name": comp.get("name") or f"{sides['a']} vs {sides['b']}", **sides})
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Directory layout: SWEEPDIR/<trial> (one run per trial) or SWEEPDIR/<trial>/seed-<s> (one run per trial and seed)
+
+
+SEED_DIR_PREFIX = "seed-"
+_RUN_MARKERS = ("config.json", "results.json", "status.json")
+
+
+def run_name(trial: str, seed: int | None) -> str:
+    """A run's directory, relative to the sweep directory."""
+    return trial if seed is None else f"{trial}/{SEED_DIR_PREFIX}{seed}"
+
+
+def find_runs(sweep_dir: str) -> list[dict]:
+    """The training runs under a directory without a sweep.json: [{"name", "trial", "seed"}], sub-directories
+    holding a run and their `seed-<s>` sub-directories holding one."""
+    def is_run(d):
+        return any(os.path.exists(os.path.join(d, f)) for f in _RUN_MARKERS)
+
+    def seed_of(d):
+        tail = d[len(SEED_DIR_PREFIX):]
+        return int(tail) if d.startswith(SEED_DIR_PREFIX) and tail.isdigit() else None
+
+    runs = []
+    for d in sorted(os.listdir(sweep_dir)) if os.path.isdir(sweep_dir) else []:
+        p = os.path.join(sweep_dir, d)
+        if not os.path.isdir(p):
+            continue
+        if is_run(p):
+            runs.append({"name": d, "trial": d, "seed": None})
+        seeds = sorted(seed_of(s) for s in os.listdir(p) if seed_of(s) is not None and is_run(os.path.join(p, s)))
+        runs += [{"name": run_name(d, seed), "trial": d, "seed": seed} for seed in seeds]
+    return runs
 
 
 def _fmt_value(v) -> str:

@@ -1,15 +1,18 @@
 """Sweep reports: `mobilejax report DIR` writes report.md, report.csv (one row per trial), runs.csv (one row per run),
 comparisons.csv, accuracy_vs_macs.png and learning_curves.png.
 
-Works on any directory of training runs: a sweep directory (its `sweep.json` lists the runs, so runs not started
-yet are reported as missing) or, without one, every sub-directory holding a run. Partially finished sweeps are fine:
-each run is `done`, `failed`, `unfinished` (started, no results.json yet: the best validation accuracy so far is
-shown) or `not started`. A trial run with several seeds is reported as the mean ± sample standard deviation over its
-finished runs (n of them); each comparison the experiment declares gets the difference of means with a 95% Welch
-confidence interval and a verdict (mobilejax/sweeps/stats.py).
+Works on any directory of training runs: a sweep directory (its `sweep.json` lists the runs, so runs not started yet
+are reported as missing) or, without one, every sub-directory holding a run (and their `seed-<s>` runs). Partially
+finished sweeps are fine: each run is `done`, `failed`, `unfinished` (started, no results.json yet: the best
+validation accuracy so far is shown) or `not started`. A trial run with several seeds is reported as the mean ±
+sample standard deviation over its finished runs (n of them; failed and unfinished runs are listed, not counted);
+each comparison the experiment declares gets the difference of the mean best accuracies with a 95% Welch confidence
+interval and a verdict (mobilejax/sweeps/stats.py). The accuracy-vs-MACs plot has ± std error bars; the learning
+curves of a replicated trial are the mean over its runs.
 """
 from __future__ import annotations
 
+import collections
 import csv
 import json
 import math
@@ -17,6 +20,7 @@ import os
 import sys
 
 from mobilejax.metrics import plot_learning_curves, read_metrics
+from mobilejax.sweeps.experiment import find_runs
 from mobilejax.sweeps.stats import compare, mean_std
 from mobilejax.workdir import read_json
 
@@ -24,7 +28,8 @@ RUN_COLUMNS = ["run", "trial", "seed", "overrides", "status", "params", "macs", 
                "epochs", "wall_time_s", "img_per_s"]
 TRIAL_COLUMNS = ["trial", "overrides", "status", "n", "params", "macs", "best_accuracy", "best_accuracy_std",
                  "final_accuracy", "final_accuracy_std", "epochs", "wall_time_s", "img_per_s"]
-COMPARISON_COLUMNS = ["comparison", "a", "b", "n_a", "n_b", "diff", "ci_low", "ci_high", "dof", "verdict"]
+COMPARISON_COLUMNS = ["comparison", "a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "dof",
+                      "verdict"]
 
 
 def _fmt_override(v) -> str:
@@ -36,7 +41,7 @@ def overrides_label(overrides: dict) -> str:
 
 
 def collect(workdir: str) -> tuple[dict | None, list[dict]]:
-    """(sweep.json or None, one row per trial)."""
+    """(sweep.json or None, one row per run: {"run", "trial", "seed", "status", results or progress, ...})."""
     if not os.path.isdir(workdir):
         raise FileNotFoundError(f"{workdir!r} is not a directory")
     manifest = read_json(os.path.join(workdir, "sweep.json"))
@@ -45,13 +50,8 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
                   for t in manifest.get("trials", [])]
         state = manifest.get("state", {})
     else:
-        trials = []
-        for d in sorted(os.listdir(workdir)):
-            p = os.path.join(workdir, d)
-            if os.path.isdir(p) and any(os.path.exists(os.path.join(p, f))
-                                        for f in ("config.json", "results.json", "status.json")):
-                status = read_json(os.path.join(p, "status.json")) or {}
-                trials.append((d, status.get("overrides", {}), d, None))
+        trials = [(r["name"], (read_json(os.path.join(workdir, r["name"], "status.json")) or {}).get("overrides", {}),
+                   r["trial"], r["seed"]) for r in find_runs(workdir)]
         state = {}
         if not trials:
             raise FileNotFoundError(f"{workdir!r} holds neither a sweep.json nor any training run")
@@ -101,8 +101,9 @@ def summarize_trials(rows: list[dict]) -> list[dict]:
             status = "done"
         elif len(runs) == 1:
             status = runs[0]["status"]
-        else:
-            status = f"{len(done)}/{len(runs)} done"
+        else:  # "2/3 done, 1 failed"
+            status = ", ".join([f"{len(done)}/{len(runs)} done"] + [
+                f"{n} {st}" for st, n in collections.Counter(r["status"] for r in runs).items() if st != "done"])
         use = done or runs  # no finished run: show the progress of the unfinished ones
 
         def stat(key, runs_=use):
@@ -132,6 +133,31 @@ def compare_trials(trials: list[dict], comparisons: list[dict]) -> list[dict]:
     return out
 
 
+def trial_curves(rows: list[dict]) -> dict[str, list[dict]]:
+    """Learning curves by trial: a run's own metrics, or for a trial with several runs (seeds) the mean over them
+    (its finished runs, if any) at each logged epoch, labelled "<trial> (mean of n)"."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["metrics"]:
+            groups.setdefault(r["trial"], []).append(r)
+    curves = {}
+    for trial, runs in groups.items():
+        if len(runs) == 1:
+            curves[runs[0]["run"]] = runs[0]["metrics"]
+            continue
+        runs = [r for r in runs if r["status"] == "done"] or runs
+        points: dict[tuple[str, float], list[float]] = {}
+        for r in runs:
+            for rec in r["metrics"]:
+                for key in ("train_loss", "eval_accuracy"):
+                    if isinstance(rec.get(key), (int, float)) and isinstance(rec.get("epoch"), (int, float)):
+                        points.setdefault((key, round(rec["epoch"], 6)), []).append(rec[key])
+        label = trial if len(runs) == 1 else f"{trial} (mean of {len(runs)})"
+        curves[label] = [{"epoch": epoch, key: sum(v) / len(v)} for (key, epoch), v in sorted(
+            points.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+    return curves
+
+
 def _num(v, fmt: str) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
@@ -156,16 +182,18 @@ def markdown_table(trials: list[dict]) -> str:
     head = ["trial", "overrides", "status", "n", "params", "MACs", "best val acc", "final val acc", "epochs",
             "wall time (s)", "img/s"]
     return _table(head, [[t["trial"], t["overrides"], t["status"], t["n"], _num(t["params"], ",.0f"),
-                          f"{t['macs'] / 1e6:.2f}M" if t["macs"] else "", _pm(t["best_accuracy"], t["best_accuracy_std"]),
+                          f"{t['macs'] / 1e6:.2f}M" if t["macs"] else "",
+                          _pm(t["best_accuracy"], t["best_accuracy_std"]),
                           _pm(t["final_accuracy"], t["final_accuracy_std"]), _num(t["epochs"], ".2f"),
                           _num(t["wall_time_s"], ".0f"), _num(t["img_per_s"], ".0f")] for t in trials])
 
 
 def comparisons_table(comps: list[dict]) -> str:
-    head = ["comparison", "A", "B", "n (A, B)", "A − B (best val acc)", "95% CI (Welch)", "verdict"]
-    return _table(head, [[c["comparison"], c["a"], c["b"], f"{c['n_a']}, {c['n_b']}", _num(c["diff"], "+.4f"),
-                          f"[{c['lo']:+.4f}, {c['hi']:+.4f}]" if c["lo"] is not None else "-", c["verdict"]]
-                         for c in comps])
+    head = ["comparison", "A", "B", "n (A, B)", "mean A", "mean B", "A − B", "95% CI (Welch)", "dof", "verdict"]
+    return _table(head, [[c["comparison"], c["a"], c["b"], f"{c['n_a']}, {c['n_b']}", _num(c["mean_a"], ".4f"),
+                          _num(c["mean_b"], ".4f"), _num(c["diff"], "+.4f"),
+                          f"[{c['lo']:+.4f}, {c['hi']:+.4f}]" if c["lo"] is not None else "-",
+                          _num(c["dof"], ".1f") or "-", c["verdict"]] for c in comps])
 
 
 def runs_table(rows: list[dict]) -> str:
@@ -249,12 +277,12 @@ def write_report(workdir: str, echo: bool = True) -> dict:
     }
     if comps:
         files["comparisons_csv"] = _write_csv(os.path.join(workdir, "comparisons.csv"), COMPARISON_COLUMNS, [
-            [c["comparison"], c["a"], c["b"], c["n_a"], c["n_b"], g(c["diff"]), g(c["lo"]), g(c["hi"]), g(c["dof"]),
-             c["verdict"]] for c in comps])
+            [c["comparison"], c["a"], c["b"], c["n_a"], c["n_b"], g(c["mean_a"]), g(c["mean_b"]), g(c["diff"]),
+             g(c["lo"]), g(c["hi"]), g(c["dof"]), c["verdict"]] for c in comps])
     plot = plot_accuracy_vs_macs(trials, os.path.join(workdir, "accuracy_vs_macs.png"), f"{name}: accuracy vs. MACs")
     if plot:
         files["accuracy_vs_macs"] = plot
-    curves = {r["run"]: r["metrics"] for r in rows if r["metrics"]}
+    curves = trial_curves(rows)
     if curves:
         files["learning_curves"] = plot_learning_curves(curves, os.path.join(workdir, "learning_curves.png"),
                                                         title=f"{name}: learning curves")
@@ -275,9 +303,9 @@ def write_report(workdir: str, echo: bool = True) -> dict:
     md.append("- runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + f" (of {len(rows)})")
     md += ["", markdown_table(trials), ""]
     if comps:
-        md += ["## Comparisons", "", "Difference of the mean best validation accuracies, A − B, with its 95% "
-               "confidence interval (Welch's t, unequal variances); a verdict only where the interval excludes 0.",
-               "", comparisons_table(comps), ""]
+        md += ["## Comparisons", "", "Difference of the mean best validation accuracies, A − B, over the finished "
+               "runs, with its 95% confidence interval (Welch's t, unequal variances, Welch–Satterthwaite degrees of "
+               "freedom); a verdict only where the interval excludes 0.", "", comparisons_table(comps), ""]
     if missing:
         md += ["Missing: " + ", ".join(f"`{r['run']}` ({r['status']})" for r in rows if r["run"] in missing)
                + " (unfinished runs are not counted in n; a trial with no finished run shows the best/last "

@@ -1,5 +1,6 @@
-"""Running a sweep: validate every trial, then run, skip or resume each one (`parallel` at a time, pinned to cores),
-recording the state in SWEEPDIR/sweep.json and SWEEPDIR/<trial>/status.json, train.log."""
+"""Running a sweep: validate every trial, then run, skip or resume each of its runs (one per trial, or one per trial
+and seed; `parallel` at a time, pinned to cores), recording the state in SWEEPDIR/sweep.json and
+SWEEPDIR/<run>/status.json, train.log (a run is `<trial>` or `<trial>/seed-<s>`)."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -13,7 +14,8 @@ import threading
 import time
 import traceback
 
-from mobilejax.sweeps.experiment import SweepError, command_line, config_args, load_experiment, train_argv, validate_trial
+from mobilejax.sweeps.experiment import (SweepError, command_line, config_args, find_runs, load_experiment, train_argv,
+                                        validate_trial)
 from mobilejax.workdir import RESULTS_FILE, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
@@ -30,7 +32,8 @@ def _now() -> str:
 
 
 def _init_sweep_dir(exp: dict, sweep_dir: str) -> dict:
-    """Create or check `sweep.json`; a directory of another experiment is refused."""
+    """Create or check `sweep.json`; a directory of another experiment, or of the same experiment's runs laid out
+    the other way (with vs. without seeds), is refused."""
     path = os.path.join(sweep_dir, SWEEP_FILE)
     real = os.path.realpath(exp["path"])
     old = read_json(path)
@@ -39,14 +42,22 @@ def _init_sweep_dir(exp: dict, sweep_dir: str) -> dict:
     if old is not None and old.get("experiment_path") != real:
         raise SweepError(f"sweep directory {sweep_dir!r} holds the experiment {old.get('experiment')!r} "
                          f"({old.get('experiment_path')}), not {exp['path']!r}; use another --workdir")
-    if old is None and os.path.isdir(sweep_dir) and any(
-            os.path.exists(os.path.join(sweep_dir, d, "config.json")) for d in os.listdir(sweep_dir)):
+    if old is None and find_runs(sweep_dir):
         raise SweepError(f"{sweep_dir!r} already holds training runs but no {SWEEP_FILE}; use another --workdir")
+    if old is not None and (old.get("seeds") is None) != (exp["seeds"] is None):
+        started = [t["name"] for t in old.get("trials", []) if os.path.isdir(os.path.join(sweep_dir, t["name"]))]
+        if started:
+            had = f"seeds {old['seeds']}" if old.get("seeds") is not None else "no seeds"
+            has = f"seeds {exp['seeds']}" if exp["seeds"] is not None else "no seeds"
+            raise SweepError(f"sweep directory {sweep_dir!r} holds runs of {exp['path']!r} with {had} "
+                             f"({', '.join(started[:3])}{', ...' if len(started) > 3 else ''}); this sweep has {has} "
+                             "and another directory layout; use another --workdir (or the same seeds)")
     os.makedirs(sweep_dir, exist_ok=True)
     state = (old or {}).get("state", {})
     manifest = {
         "experiment": exp["path"], "experiment_path": real, "name": exp["name"], "description": exp["description"],
         "base": exp["base"], "fixed": exp["fixed"],
+        # one entry per run (a trial, or a trial with one seed); "trials" is the key's name from before seeds
         "trials": [{"name": t["name"], "trial": t["trial"], "seed": t["seed"], "overrides": t["overrides"],
                     "command": command_line(train_argv(exp, t, sweep_dir))} for t in exp["runs"]],
         "seeds": exp["seeds"], "comparisons": exp["comparisons"],
@@ -58,7 +69,7 @@ def _init_sweep_dir(exp: dict, sweep_dir: str) -> dict:
 
 
 class _State:
-    """sweep.json's per-trial state, updated from the runner threads."""
+    """sweep.json's per-run state, updated from the runner threads."""
 
     def __init__(self, sweep_dir: str, manifest: dict):
         self.path = os.path.join(sweep_dir, SWEEP_FILE)
@@ -155,7 +166,7 @@ def _run_subprocess(argv: list[str], trial_dir: str, cpus: list[int] | None) -> 
 
 
 def _run_in_process(exp: dict, trial: dict, sweep_dir: str) -> int:
-    """Train the trial in this process (saves the JAX import per trial; used by tests)."""
+    """Train the run in this process (saves the JAX import per run; used by tests)."""
     from mobilejax.config import load_config
     from mobilejax.train import train_and_evaluate
     trial_dir = os.path.join(sweep_dir, trial["name"])
@@ -166,19 +177,20 @@ def _run_in_process(exp: dict, trial: dict, sweep_dir: str) -> int:
             try:
                 train_and_evaluate(load_config(config_args(exp, trial)), trial_dir)
                 return 0
-            except Exception:  # noqa: BLE001  (a failed trial is recorded; the sweep goes on)
+            except Exception:  # noqa: BLE001  (a failed run is recorded; the sweep goes on)
                 traceback.print_exc()
                 return 1
 
 
 def run_trial(exp: dict, trial: dict, sweep_dir: str, state: _State, cpus=None, in_process: bool = False) -> str:
+    """Run one run of `exp["runs"]` (a trial, or a trial with one seed) in SWEEPDIR/<run>; its final status."""
     name = trial["name"]
     trial_dir = os.path.join(sweep_dir, name)
     os.makedirs(trial_dir, exist_ok=True)
     argv = train_argv(exp, trial, sweep_dir)
     resumed = os.path.isdir(os.path.join(trial_dir, "checkpoints"))
-    info = {"name": name, "overrides": trial["overrides"], "command": command_line(argv), "status": "running",
-            "started": _now(), "resumed": resumed}
+    info = {"name": name, "trial": trial["trial"], "seed": trial["seed"], "overrides": trial["overrides"],
+            "command": command_line(argv), "status": "running", "started": _now(), "resumed": resumed}
     write_json(os.path.join(trial_dir, STATUS_FILE), info)
     state.set(name, status="running", started=info["started"], resumed=resumed)
     print(f"[sweep] {name}: {'resuming' if resumed else 'starting'}" + (f" on cpus {cpus}" if cpus else ""),
@@ -211,7 +223,7 @@ def _interrupt(signum, frame):
 
 
 def _run_all(exp, todo, workdir, state, parallel, in_process) -> list[str]:
-    """Run the trials; SIGTERM (e.g. a scheduler's kill) stops them like Ctrl-C, terminating the running trials."""
+    """Run the runs; SIGTERM (e.g. a scheduler's kill) stops them like Ctrl-C, terminating the running ones."""
     main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
@@ -244,40 +256,42 @@ def _run_trials(exp, todo, workdir, state, parallel, in_process) -> list[str]:
 def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = False, *, seeds: int | None = None,
               max_trials: int | None = None, in_process: bool = False, report: bool = True) -> int:
     """Validate every trial, then run the unfinished runs (one per trial, or one per trial and seed) `parallel` at a
-    time; 0 if none failed.
+    time; 0 if none failed, 1 if some failed, 2 for an invalid experiment or sweep directory, 130 if interrupted.
 
-    `seeds` (N) runs every trial with seeds 0 .. N-1 (instead of the experiment file's `seeds`); `max_trials` runs at
-    most that many runs in this call (the rest stay pending for a rerun); `in_process` runs them in this process
-    instead of `mobilejax train` subprocesses (only with parallel=1)."""
+    `seeds` (N, the `--seeds` flag) runs every trial with seeds 0 .. N-1 (instead of the experiment file's `seeds`);
+    `dry_run` prints the runs' commands, one per line, and runs nothing; `max_trials` runs at most that many runs in
+    this call (the rest stay pending for a rerun); `in_process` runs them in this process instead of
+    `mobilejax train` subprocesses (only with parallel=1)."""
     try:
-        if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
-            raise SweepError(f"--seeds must be a positive integer, got {seeds!r}")
         exp = load_experiment(experiment, seeds=seeds)
         if parallel < 1:
             raise SweepError(f"--parallel must be >= 1, got {parallel}")
         if in_process and parallel > 1:
             raise SweepError("in-process trials run one at a time (parallel=1)")
-        for trial in exp["trials"]:
-            validate_trial(exp, trial)
+        validated = set()
+        for run in exp["runs"]:  # the runs of a trial differ only in their seed: its first one stands for all
+            if run["trial"] not in validated:
+                validate_trial(exp, run)
+                validated.add(run["trial"])
         manifest = _init_sweep_dir(exp, workdir)
     except SweepError as e:
         print(f"mobilejax: error: {e}", file=sys.stderr)
         return 2
 
     if dry_run:
-        for trial in exp["runs"]:
-            print(command_line(train_argv(exp, trial, workdir)), flush=True)
+        for run in exp["runs"]:
+            print(command_line(train_argv(exp, run, workdir)), flush=True)
         return 0
 
     state = _State(workdir, manifest)
     todo = []
-    for trial in exp["runs"]:
-        if os.path.exists(os.path.join(workdir, trial["name"], RESULTS_FILE)):
-            if state.manifest["state"].get(trial["name"], {}).get("status") != "done":
-                state.set(trial["name"], status="done")
-            print(f"[sweep] {trial['name']}: finished, skipped", file=sys.stderr, flush=True)
+    for run in exp["runs"]:
+        if os.path.exists(os.path.join(workdir, run["name"], RESULTS_FILE)):
+            if state.manifest["state"].get(run["name"], {}).get("status") != "done":
+                state.set(run["name"], status="done")
+            print(f"[sweep] {run['name']}: finished, skipped", file=sys.stderr, flush=True)
         else:
-            todo.append(trial)
+            todo.append(run)
     if max_trials is not None:
         todo = todo[:max_trials]
     print(f"[sweep] {exp['name']}: {len(exp['trials'])} trials, {len(exp['runs'])} runs, {len(todo)} to run, "
@@ -303,6 +317,6 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
     failed = [t["name"] for t in exp["runs"]
               if state.manifest["state"].get(t["name"], {}).get("status") == "failed"]
     if failed:
-        print(f"[sweep] {len(failed)} trial(s) failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"[sweep] {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0

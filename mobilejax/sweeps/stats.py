@@ -1,13 +1,23 @@
 """Statistics of replicated trials: mean and sample standard deviation, and the difference of two trials' means
-with a Welch's t confidence interval (unequal variances; Welch–Satterthwaite degrees of freedom)."""
+with a Welch's t confidence interval (unequal variances; Welch–Satterthwaite degrees of freedom) and its verdict.
+
+Plain Python on lists of floats; only the Student t quantile comes from scipy."""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
+
+
+class Interval(NamedTuple):
+    """mean(a) - mean(b) and its confidence interval [lo, hi]; dof: Welch–Satterthwaite degrees of freedom."""
+    diff: float
+    lo: float
+    hi: float
+    dof: float
 
 
 def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """(mean, sample standard deviation); std is None for fewer than 2 values, both None for none."""
+    """(mean, sample standard deviation (n - 1)); std is None for fewer than 2 values, both None for none."""
     n = len(values)
     if n == 0:
         return None, None
@@ -17,37 +27,43 @@ def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
 
 
-def welch_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
-    """mean(a) - mean(b) with its `confidence` interval by Welch's t: {"diff", "lo", "hi", "dof", "se"}.
-    Needs at least 2 values on each side."""
+def welch_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Interval:
+    """(diff, lo, hi, dof): mean(a) - mean(b) with its `confidence` interval by Welch's t. Needs >= 2 values per side.
+
+    When neither side varies, the standard error is 0 and the interval is the point itself (dof n_a + n_b - 2)."""
     from scipy import stats
 
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"Welch's interval needs >= 2 values per side, got {len(a)} and {len(b)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-    va, vb = sa ** 2 / len(a), sb ** 2 / len(b)
-    se = math.sqrt(va + vb)
+    va, vb = sa ** 2 / len(a), sb ** 2 / len(b)  # squared standard errors of the two means
     diff = ma - mb
-    if se == 0.0:  # identical values within each side: the interval is the point
-        return {"diff": diff, "lo": diff, "hi": diff, "dof": float(len(a) + len(b) - 2), "se": 0.0}
+    if va + vb == 0.0:
+        return Interval(diff, diff, diff, float(len(a) + len(b) - 2))
     dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = stats.t.ppf(0.5 + confidence / 2, dof) * se
-    return {"diff": diff, "lo": diff - half, "hi": diff + half, "dof": dof, "se": se}
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb)
+    return Interval(diff, diff - half, diff + half, dof)
+
+
+def verdict(interval: Interval | None, n_a: int, n_b: int) -> str:
+    """"A > B" when the interval lies above 0, "A < B" below 0, else "not resolved (<why>)"."""
+    if interval is None or n_a < 2 or n_b < 2:
+        return f"not resolved (n = {n_a} vs {n_b}; needs >= 2 finished runs each)"
+    if interval.lo > 0:
+        return "A > B"
+    if interval.hi < 0:
+        return "A < B"
+    return "not resolved (the interval contains 0)"
 
 
 def compare(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
-    """The interval (when both sides have >= 2 values) and a verdict: "A > B" when the interval lies above 0,
-    "A < B" below 0, otherwise "not resolved" with the reason."""
-    if len(a) < 2 or len(b) < 2:
-        mean_a, mean_b = mean_std(a)[0], mean_std(b)[0]
-        diff = mean_a - mean_b if mean_a is not None and mean_b is not None else None
-        return {"diff": diff, "lo": None, "hi": None, "dof": None, "n_a": len(a), "n_b": len(b),
-                "verdict": f"not resolved (n = {len(a)} vs {len(b)}; needs >= 2 runs each)"}
-    ci = welch_ci(a, b, confidence)
-    if ci["lo"] > 0:
-        verdict = "A > B"
-    elif ci["hi"] < 0:
-        verdict = "A < B"
-    else:
-        verdict = "not resolved (the interval contains 0)"
-    return {**ci, "n_a": len(a), "n_b": len(b), "verdict": verdict}
+    """Both sides' n and means, the difference of means, its interval (None with < 2 values on a side) and verdict:
+    {"n_a", "n_b", "mean_a", "mean_b", "diff", "lo", "hi", "dof", "verdict"}."""
+    mean_a, mean_b = mean_std(a)[0], mean_std(b)[0]
+    interval = welch_ci(a, b, confidence) if len(a) >= 2 and len(b) >= 2 else None
+    diff = mean_a - mean_b if mean_a is not None and mean_b is not None else None
+    return {"n_a": len(a), "n_b": len(b), "mean_a": mean_a, "mean_b": mean_b, "diff": diff,
+            "lo": interval.lo if interval else None, "hi": interval.hi if interval else None,
+            "dof": interval.dof if interval else None, "verdict": verdict(interval, len(a), len(b))}
