@@ -6,7 +6,7 @@
     mobilejax export  --workdir DIR [--format tflite] [--quantize none|float16|int8] [--out FILE]
     mobilejax summary MODEL [--alpha A] [--resolution R] [--num-classes N] [--option KNOB=VALUE] [--json]
     mobilejax bench   MODEL [--alpha A] [--resolution R] [--batch B] [--mode train|infer] [--option KNOB=VALUE] [--json]
-    mobilejax sweep   EXPERIMENT --workdir DIR [--parallel N] [--dry-run]
+    mobilejax sweep   EXPERIMENT --workdir DIR [--parallel N] [--seeds N] [--dry-run]
     mobilejax report  DIR
 
 Configs are ml-collections files (`get_config(arg)`), with big_vision-style arguments after a colon
