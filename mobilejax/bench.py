@@ -109,6 +109,12 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
     result.update(cpu_user_s_per_step=round((ru1.ru_utime - ru0.ru_utime) / steps, 3),
                   cpu_sys_s_per_step=round((ru1.ru_stime - ru0.ru_stime) / steps, 3),
                   page_faults_per_step=round((ru1.ru_minflt - ru0.ru_minflt) / steps))
+    # achieved arithmetic rate: 2 FLOPs per multiply-add; a train step costs ~3x the forward (forward, input
+    # gradient, weight gradient), so 6 x MACs per image for training and 2 x MACs for inference
+    from mobilejax.summary import summarize_module
+    macs = summarize_module(net, resolution, model).macs
+    result.update(macs_per_image=macs,
+                  achieved_gflop_s=round((6 if mode == "train" else 2) * macs * batch / med / 1e9, 2))
     result.update(_temp_memory_mb(compiled))
     result["glibc_tunables"] = os.environ.get("GLIBC_TUNABLES", "")
     result.update(_peak_memory_mb())

@@ -18,6 +18,9 @@ def test_bench_json(mode, capsys):
     # images/s is the batch over the median step time
     assert out["img_per_s"] == pytest.approx(4 / (out["step_ms_median"] / 1e3), rel=0.02)
     assert out["step_ms_min"] <= out["step_ms_median"]
+    # achieved GFLOP/s: 6 (train) or 2 (inference) FLOPs per multiply-add, per image, over the median step
+    flops = (6 if mode == "train" else 2) * out["macs_per_image"] * 4
+    assert out["achieved_gflop_s"] == pytest.approx(flops / (out["step_ms_median"] / 1e3) / 1e9, rel=0.02)
 
 
 def test_bench_model_options(capsys):
