@@ -6,7 +6,7 @@
     mobilejax export  --workdir DIR [--format tflite] [--quantize none|float16|int8] [--out FILE]
     mobilejax summary MODEL [--alpha A] [--resolution R] [--num-classes N] [--option KNOB=VALUE] [--json]
     mobilejax bench   MODEL [--alpha A] [--resolution R] [--batch B] [--mode train|infer] [--option KNOB=VALUE] [--json]
-    mobilejax sweep   EXPERIMENT --workdir DIR [--parallel N] [--seeds N] [--dry-run]
+    mobilejax sweep   EXPERIMENT --workdir DIR [--parallel N] [--seeds N] [--dry-run] [--launcher local|slurm ...]
     mobilejax report  DIR
 
 Configs are ml-collections files (`get_config(arg)`), with big_vision-style arguments after a colon
@@ -122,6 +122,16 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true")
     sw.add_argument("--seeds", type=int, default=None, metavar="N",
                     help="run every trial with seeds 0..N-1 (overrides the experiment file's seeds)")
+    sw.add_argument("--launcher", default="local", help="local (this machine) or slurm (one array job, submitit)")
+    slurm = sw.add_argument_group("slurm launcher (one array task per run)")
+    slurm.add_argument("--partition", default=None)
+    slurm.add_argument("--account", default=None)
+    slurm.add_argument("--gpus-per-trial", type=int, default=0)
+    slurm.add_argument("--cpus-per-trial", type=int, default=None)
+    slurm.add_argument("--time", type=int, default=60, metavar="MINUTES", help="time limit of each run")
+    slurm.add_argument("--nodes", type=int, default=1, help="nodes per run (multi-host trials)")
+    slurm.add_argument("--mem-gb", type=float, default=None)
+    slurm.add_argument("--max-parallel", type=int, default=256, help="array tasks running at once")
 
     r = sub.add_parser("report", help="tables and plots of a sweep directory", allow_abbrev=False)
     r.add_argument("workdir")
@@ -166,8 +176,12 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
                                       options=parse_args(args.option)), as_json=args.json)
     elif args.command == "sweep":
         from mobilejax.sweeps import run_sweep
+        from mobilejax.sweeps.launchers import SlurmOptions
+        slurm = SlurmOptions(partition=args.partition, gpus_per_trial=args.gpus_per_trial,
+                             cpus_per_trial=args.cpus_per_trial, time_min=args.time, nodes=args.nodes,
+                             mem_gb=args.mem_gb, max_parallel=args.max_parallel, account=args.account)
         return run_sweep(args.experiment, args.workdir, parallel=args.parallel, dry_run=args.dry_run,
-                         seeds=args.seeds)
+                         seeds=args.seeds, launcher=args.launcher, slurm=slurm)
     elif args.command == "report":
         from mobilejax.sweeps import write_report
         write_report(args.workdir, echo=True)

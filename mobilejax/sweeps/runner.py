@@ -16,6 +16,7 @@ import traceback
 
 from mobilejax.sweeps.experiment import (SweepError, command_line, config_args, find_runs, load_experiment, train_argv,
                                         validate_trial)
+from mobilejax.sweeps.launchers import LAUNCHERS, SlurmOptions, sbatch_script, submit_slurm
 from mobilejax.workdir import RESULTS_FILE, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
@@ -254,15 +255,22 @@ def _run_trials(exp, todo, workdir, state, parallel, in_process) -> list[str]:
 
 
 def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = False, *, seeds: int | None = None,
-              max_trials: int | None = None, in_process: bool = False, report: bool = True) -> int:
+              max_trials: int | None = None, in_process: bool = False, report: bool = True, launcher: str = "local",
+              slurm: SlurmOptions | None = None, cluster: str | None = None, wait: bool = False) -> int:
     """Validate every trial, then run the unfinished runs (one per trial, or one per trial and seed) `parallel` at a
     time; 0 if none failed, 1 if some failed, 2 for an invalid experiment or sweep directory, 130 if interrupted.
 
     `seeds` (N, the `--seeds` flag) runs every trial with seeds 0 .. N-1 (instead of the experiment file's `seeds`);
     `dry_run` prints the runs' commands, one per line, and runs nothing; `max_trials` runs at most that many runs in
     this call (the rest stay pending for a rerun); `in_process` runs them in this process instead of
-    `mobilejax train` subprocesses (only with parallel=1)."""
+    `mobilejax train` subprocesses (only with parallel=1). `launcher="slurm"` submits the unfinished runs as one
+    SLURM array job with the `slurm` resources instead (launchers.py; `cluster="local"` runs that job locally and
+    `wait` waits for it, for tests)."""
     try:
+        if launcher not in LAUNCHERS:
+            raise SweepError(f"unknown launcher {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
+        slurm = slurm or SlurmOptions()
+        slurm.validate()
         exp = load_experiment(experiment, seeds=seeds)
         if parallel < 1:
             raise SweepError(f"--parallel must be >= 1, got {parallel}")
@@ -278,6 +286,10 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
         print(f"mobilejax: error: {e}", file=sys.stderr)
         return 2
 
+    if dry_run and launcher == "slurm":
+        print(sbatch_script(exp, [r for r in exp["runs"] if not os.path.exists(os.path.join(
+            workdir, r["name"], RESULTS_FILE))], workdir, slurm), end="", flush=True)
+        return 0
     if dry_run:
         for run in exp["runs"]:
             print(command_line(train_argv(exp, run, workdir)), flush=True)
@@ -298,6 +310,8 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
           f"parallel {parallel}",
           file=sys.stderr, flush=True)
 
+    if launcher == "slurm":
+        return _submit(exp, todo, workdir, state, slurm, cluster, wait, report)
     try:
         _run_all(exp, todo, workdir, state, parallel, in_process)
     except KeyboardInterrupt:
@@ -320,3 +334,30 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
         print(f"[sweep] {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _submit(exp, todo, workdir, state, slurm: SlurmOptions, cluster, wait: bool, report: bool) -> int:
+    """Submit the runs as one array job and record their job ids; with `wait`, wait and record the outcome."""
+    if not todo:
+        return 0
+    jobs = submit_slurm(exp, todo, workdir, slurm, cluster)
+    for run, job in zip(todo, jobs):
+        state.set(run["name"], status="submitted", job_id=str(job.job_id), submitted=_now())
+    print(f"[sweep] submitted {len(jobs)} run(s) as one array job ({jobs[0].job_id} ...); logs in "
+          f"{os.path.join(workdir, 'slurm')}; rerun the same command to resubmit unfinished runs",
+          file=sys.stderr, flush=True)
+    if not wait:
+        return 0
+    failed = []
+    for run, job in zip(todo, jobs):
+        try:
+            job.result()
+        except Exception as e:  # noqa: BLE001  (the run's failure is recorded; the others are waited for)
+            failed.append(run["name"])
+            state.set(run["name"], status="failed", error_tail=str(e)[-2000:], finished=_now())
+        else:
+            state.set(run["name"], status="done", finished=_now())
+    if report:
+        from mobilejax.sweeps.report import write_report
+        write_report(workdir, echo=True)
+    return 1 if failed else 0
