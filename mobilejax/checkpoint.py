@@ -29,6 +29,9 @@ class Checkpoints:
             raise ValueError(f"unknown checkpoint {which!r}; allowed: latest, best")
         return self.latest if which == "latest" else self.best
 
+    def directory(self, which: str = "latest") -> str:
+        return os.path.join(self.workdir, "checkpoints" if which == "latest" else which)
+
     def latest_step(self, which: str = "latest") -> int | None:
         return self._manager(which).latest_step()
 
@@ -44,7 +47,7 @@ class Checkpoints:
             code = re.search(r"os_error_code='?(\d+)", str(e))
             if code is None:
                 raise
-            where = os.path.join(self.workdir, "checkpoints" if which == "latest" else which)
+            where = self.directory(which)
             raise OSError(int(code.group(1)), os.strerror(int(code.group(1))),
                           f"{where}: the checkpoint of step {step} could not be written") from None
 
@@ -55,7 +58,7 @@ class Checkpoints:
         newest intact older one, with a warning, and is deleted so that training can write that step again."""
         mgr = self._manager(which)
         candidates = sorted(mgr.all_steps(), reverse=True) if step is None else [step]
-        where = os.path.join(self.workdir, "checkpoints" if which == "latest" else which)
+        where = self.directory(which)
         if not candidates:
             raise FileNotFoundError(f"no {which} checkpoint in {self.workdir}")
         target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_state)

@@ -115,7 +115,8 @@ def check_resume(config, workdir: str) -> dict | None:
         clear(workdir)
         return None
     saved = read_json(os.path.join(workdir, CONFIG_FILE))
-    changes = config_changes(saved, config.to_dict()) if saved is not None else []
+    # read back on top of today's defaults, so a field added since the run started is not taken for a change
+    changes = config_changes(config_lib.from_dict(saved).to_dict(), config.to_dict()) if saved is not None else []
     if changes and not config.allow_changes:
         raise WorkdirConflictError(
             f"workdir {workdir!r} holds a run started with other settings: {'; '.join(changes)}. Resuming would "
