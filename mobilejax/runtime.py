@@ -125,6 +125,15 @@ class StopRequest:
     def requested(self) -> bool:
         return self.signum is not None
 
+    def agree(self) -> bool:
+        """Multi-process runs: whether a stop was requested on any process (then it counts on every process). A
+        collective: all processes call it at the same step."""
+        from mobilejax.distributed import max_over_processes
+        signum = max_over_processes(int(self.signum or 0))
+        if signum and self.signum is None:
+            self.signum = signum
+        return bool(signum)
+
     @property
     def exit_code(self) -> int:
         return self.EXIT_CODES.get(self.signum, 1)

@@ -60,11 +60,18 @@ def folder(tmp_path_factory):
 
 
 def params_of(workdir, which="latest"):
+    """The parameters (numpy) and step of a workdir's latest/best checkpoint, whatever devices wrote it."""
     from mobilejax.checkpoint import ocp
-    mgr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints" if which == "latest" else "best"))
-    out = mgr.restore(mgr.latest_step())
+    root = os.path.join(workdir, "checkpoints" if which == "latest" else "best")
+    mgr = ocp.CheckpointManager(root)
+    step = mgr.latest_step()
     mgr.close()
-    return out["state"]["params"], mgr.latest_step()
+    path = os.path.join(root, str(step), "state")
+    ckptr = ocp.StandardCheckpointer()
+    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), ckptr.metadata(path).item_metadata.tree)
+    state = ckptr.restore(path, target)
+    ckptr.close()
+    return state["params"], step
 
 
 def test_digits_run_writes_everything(tmp_path, digits_dir):

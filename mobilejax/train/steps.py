@@ -2,7 +2,8 @@
 
 The train step is `jax.jit`-compiled with the state donated, over a device mesh with one "data" axis (one device is
 a mesh of one): the batch is sharded over all local devices and the state replicated, so the same code runs data
-parallel on a multi-core host, a GPU box or a TPU slice. BatchNorm statistics are computed over the global batch.
+parallel on a multi-core host, a GPU box or a TPU slice. BatchNorm statistics are computed over the global batch. In a multi-process run each
+process feeds its share of the global batch (`put_batch`), and the steps run over the devices of all processes.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -72,7 +74,13 @@ class Steps:
                             in_shardings=(self.repl, self.data), out_shardings=self.repl)
 
     def put_batch(self, batch: dict) -> dict:
-        return jax.device_put(batch, self.data)
+        """A host batch -> a global array sharded over the data axis. In a multi-process run `batch` is this
+        process's share (its rows of the global batch, in process order)."""
+        if jax.process_count() == 1:
+            return jax.device_put(batch, self.data)
+        n = jax.process_count()
+        return {k: jax.make_array_from_process_local_data(self.data, np.asarray(v), (v.shape[0] * n, *v.shape[1:]))
+                for k, v in batch.items()}
 
 
 def evaluate_batches(steps: Steps, state, batches) -> dict:
