@@ -1,8 +1,10 @@
 """The `mobilejax` command line: train, eval, predict, summary, bench, sweep, report (dispatch only).
 
     mobilejax train   --config FILE[:ARGS] [--config.KEY=VALUE ...] --workdir DIR
+                      [--coordinator HOST:PORT --num-processes N --process-id I]   (multi-process)
     mobilejax eval    --workdir DIR [--checkpoint best|latest] [--config.KEY=VALUE ...]
     mobilejax predict --workdir DIR [--checkpoint best|latest] [--top-k K] IMAGE [IMAGE ...]
+    mobilejax convert --from keras|torchvision MODEL [--alpha A] --weights FILE --out DIR [--num-classes N]
     mobilejax export  --workdir DIR [--format tflite] [--quantize none|float16|int8] [--out FILE]
     mobilejax summary MODEL [--alpha A] [--resolution R] [--num-classes N] [--option KNOB=VALUE] [--json]
     mobilejax bench   MODEL [--alpha A] [--resolution R] [--batch B] [--mode train|infer] [--option KNOB=VALUE] [--json]
@@ -66,6 +68,18 @@ def _parser() -> argparse.ArgumentParser:
                        usage="mobilejax train --config FILE[:ARGS] [--config.KEY=VALUE ...] --workdir DIR",
                        epilog=CONFIG_HELP, formatter_class=raw, allow_abbrev=False)
     t.add_argument("--workdir", required=True, help="the run's directory (checkpoints, logs, results)")
+    d = t.add_argument_group("multi-process (multi-host) runs: every process runs the same command",
+                             "Inside a multi-task SLURM step, on a multi-host TPU VM or under MPI, JAX finds the "
+                             "processes itself (--distributed auto); elsewhere give all three of --coordinator, "
+                             "--num-processes and --process-id. The global batch stays config.batch_size.")
+    d.add_argument("--distributed", default="auto", metavar="auto|on|off",
+                   help="auto: connect when a cluster launcher is detected or the flags below are given; on: always "
+                        "call jax.distributed.initialize(); off: never")
+    d.add_argument("--coordinator", default=None, metavar="HOST:PORT", help="process 0's address and a free port")
+    d.add_argument("--num-processes", type=int, default=None, metavar="N")
+    d.add_argument("--process-id", type=int, default=None, metavar="I", help="0 .. N-1; process 0 writes the run files")
+    d.add_argument("--distributed-timeout", type=int, default=300, metavar="SECONDS",
+                   help="how long the processes wait for each other at start (default 300)")
 
     e = sub.add_parser("eval", help="evaluate a workdir's checkpoint; prints one JSON line", epilog=OVERRIDE_HELP,
                        usage="mobilejax eval --workdir DIR [--checkpoint best|latest] [--config.KEY=VALUE ...]",
@@ -115,6 +129,20 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--max-examples", type=int, default=None,
                     help="verify on at most N validation images (default: the whole split)")
 
+    cv = sub.add_parser("convert", help="Keras / torchvision weights -> a run directory (eval, predict, export, "
+                                         "fine-tuning with --config.init_from)", allow_abbrev=False,
+                        usage="mobilejax convert --from keras|torchvision MODEL [--alpha A] --weights FILE --out DIR "
+                              "[--num-classes N] [--resolution R] [--class-names FILE]")
+    cv.add_argument("model")
+    cv.add_argument("--from", dest="source", required=True, help="keras (.h5 / .weights.h5) or torchvision "
+                                                                  "(.pth / .safetensors state dict)")
+    cv.add_argument("--weights", required=True)
+    cv.add_argument("--out", required=True, help="the run directory to create")
+    cv.add_argument("--alpha", type=float, default=1.0)
+    cv.add_argument("--num-classes", type=int, default=1000)
+    cv.add_argument("--resolution", type=int, default=224, help="the input size the model is evaluated at")
+    cv.add_argument("--class-names", default=None, help="a text file with one class name per line")
+
     sw = sub.add_parser("sweep", help="run an experiment's trials", allow_abbrev=False)
     sw.add_argument("experiment")
     sw.add_argument("--workdir", required=True)
@@ -142,11 +170,17 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
     from mobilejax.config import load_config, parse_args
     from mobilejax.errors import UsageError
 
-    if args.command in ("summary", "bench", "sweep", "report") and config_args:
+    if args.command in ("summary", "bench", "sweep", "report", "convert") and config_args:
         raise UsageError(f"`mobilejax {args.command}` takes no --config arguments")
     if args.command == "train":
+        from mobilejax import distributed
         from mobilejax.train import train_and_evaluate
-        print(json.dumps(train_and_evaluate(load_config(config_args), args.workdir)))
+        distributed.initialize(distributed.DistributedOptions(
+            mode=args.distributed, coordinator=args.coordinator, num_processes=args.num_processes,
+            process_id=args.process_id, timeout_s=args.distributed_timeout))
+        results = train_and_evaluate(load_config(config_args), args.workdir)
+        if distributed.is_primary():
+            print(json.dumps(results))
     elif args.command == "eval":
         from mobilejax.train import evaluate
         from mobilejax.workdir import load_config as load_run_config
@@ -164,6 +198,11 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
         config = load_config(config_args, base=load_run_config(args.workdir))
         print(json.dumps(export(config, args.workdir, fmt=args.format, quantize=args.quantize, out=args.out,
                                 checkpoint=args.checkpoint, max_examples=args.max_examples)))
+    elif args.command == "convert":
+        from mobilejax.convert import convert, read_class_names
+        print(json.dumps(convert(args.source, args.model, args.weights, args.out, alpha=args.alpha,
+                                 num_classes=args.num_classes, image_size=args.resolution,
+                                 class_names=read_class_names(args.class_names, args.num_classes))))
     elif args.command == "summary":
         from mobilejax.summary import print_summary, summarize
         print_summary(summarize(args.model, args.alpha, args.resolution, args.num_classes, **parse_args(args.option)),
@@ -199,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     rest, config_args = _split_config_args(argv)
     args = _parser().parse_args(rest)
     debug = args.debug or bool(os.environ.get("MOBILEJAX_DEBUG"))
-    quiet_logs(verbose=args.verbose, tensorflow=args.command in ("train", "eval", "predict", "export"))
+    quiet_logs(verbose=args.verbose, tensorflow=args.command in ("train", "eval", "predict", "export", "convert"))
     from mobilejax.errors import TrainingStopped
     try:
         return run(args, config_args)

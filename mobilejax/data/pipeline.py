@@ -6,6 +6,12 @@ Training stream (`Datasets.train_batches(start_step)`), for epoch e = start_epoc
   then, across epochs: parallel deterministic decode + augment keyed by (seed, e, p) -> batch(drop_remainder) -> prefetch.
 Every epoch contributes exactly steps_per_epoch batches, so step s is batch s % steps_per_epoch of epoch
 s // steps_per_epoch, and `train_batches(s)` yields exactly what `train_batches(0)` yields from its s-th batch on.
+
+Multi-process runs (`process=(i, n)`): every process walks the same shuffled stream, and process i decodes and
+augments only its 1/n of every global batch (positions i * B/n .. (i + 1) * B/n - 1 of it), so the global batch that
+`jax.make_array_from_process_local_data` assembles is exactly the single-process batch, whatever the process count,
+and resuming works as above. Evaluation splits each padded global batch the same way: every example is counted
+exactly once across processes, and every process runs the same number of evaluation batches.
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ class _Options:
     shuffle_buffer: int
     cache: bool
     num_parallel_calls: int
+    normalize: str = "imagenet"
 
     @classmethod
     def from_config(cls, cfg) -> "_Options":
@@ -60,7 +67,7 @@ class _Options:
             eval_resize=_field(cfg, "eval_resize", "center_crop"),
             eval_crop_fraction=float(_field(cfg, "eval_crop_fraction", 0.875)),
             shuffle_buffer=_field(cfg, "shuffle_buffer", 10_000), cache=bool(_field(cfg, "cache", True)),
-            num_parallel_calls=_field(cfg, "num_parallel_calls", -1))
+            num_parallel_calls=_field(cfg, "num_parallel_calls", -1), normalize=_field(cfg, "normalize", "imagenet"))
         o.validate()
         return o
 
@@ -72,6 +79,8 @@ class _Options:
             bad("train_augment", self.train_augment, ", ".join(repr(a) for a in preprocess.TRAIN_AUGMENTS))
         if self.eval_resize not in preprocess.EVAL_RESIZES:
             bad("eval_resize", self.eval_resize, ", ".join(repr(a) for a in preprocess.EVAL_RESIZES))
+        if self.normalize not in preprocess.NORMALIZATIONS:
+            bad("normalize", self.normalize, ", ".join(repr(a) for a in preprocess.NORMALIZATIONS))
         if self.pad_mode not in preprocess.PAD_MODES:
             bad("pad_mode", self.pad_mode, ", ".join(repr(a) for a in preprocess.PAD_MODES))
         if not isinstance(self.image_size, int) or self.image_size < 1:
@@ -99,7 +108,7 @@ class _Options:
 def _eval_map(o: _Options):
     def fn(ex):
         image = preprocess.eval_preprocess(ex["image"], image_size=o.image_size, eval_resize=o.eval_resize,
-                                           crop_fraction=o.eval_crop_fraction)
+                                           crop_fraction=o.eval_crop_fraction, normalization=o.normalize)
         return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": tf.ones([], tf.float32)}
     return fn
 
@@ -111,11 +120,16 @@ def _stream_key(seed: int, stream: int) -> tf.Tensor:
 class Datasets:
     """Train/eval input pipelines over one dataset; see `get_datasets`."""
 
-    def __init__(self, options: _Options, batch_size: int, eval_batch_size: int, seed: int, train: bool = True):
+    def __init__(self, options: _Options, batch_size: int, eval_batch_size: int, seed: int, train: bool = True,
+                 process: tuple[int, int] = (0, 1)):
         self._o = options
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
         self.seed = int(seed)
+        self.process_index, self.process_count = int(process[0]), int(process[1])
+        for name, size in (("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size)):
+            if size % self.process_count:
+                raise ValueError(f"{name}={size} must be a multiple of the number of processes ({self.process_count})")
         self._source = open_source(options.dataset, options.data_dir, options.cache)
         self.class_names: list[str] = list(self._source.class_names)
         self.num_classes: int = len(self.class_names)
@@ -184,16 +198,21 @@ class Datasets:
             key = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(augment_key, e), p)
             image = preprocess.train_preprocess(
                 ex["image"], key, image_size=o.image_size, augment=o.train_augment, random_flip=o.random_flip,
-                min_crop_area=o.min_crop_area, crop_padding=o.crop_padding, pad_mode=o.pad_mode)
+                min_crop_area=o.min_crop_area, crop_padding=o.crop_padding, pad_mode=o.pad_mode,
+                normalization=o.normalize)
             return {"image": image, "label": tf.cast(ex["label"], tf.int32)}
 
         ds = tf.data.Dataset.counter(start_epoch).flat_map(epoch)
+        local_b = b // self.process_count
+        if self.process_count > 1:  # this process's share of every global batch, chosen before the decode
+            ds = ds.filter(lambda e, p, ex: tf.equal((p % b) // local_b, self.process_index))
         ds = ds.map(augment, num_parallel_calls=o.parallel, deterministic=True)
-        ds = ds.batch(b, drop_remainder=True)
+        ds = ds.batch(local_b, drop_remainder=True)
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
     def train_batches(self, start_step: int = 0) -> Iterator[dict]:
-        """Infinite iterator of {"image": float32 [B, H, W, 3], "label": int32 [B]}, from global step `start_step`."""
+        """Infinite iterator of {"image": float32 [B, H, W, 3], "label": int32 [B]}, from global step `start_step`
+        (B = batch_size / process_count: this process's share)."""
         return _iterate(self.train_dataset(start_step), self._source, self._train)
 
     # ---- evaluation -----------------------------------------------------------------------------------------------
@@ -205,15 +224,25 @@ class Datasets:
 
     def eval_dataset(self, split: str | None = None) -> tf.data.Dataset:
         """One pass over `split` (default data.eval_split) in batches of eval_batch_size, the last padded (mask 0)."""
-        e = self.eval_batch_size
+        e = self.eval_batch_size // self.process_count  # this process's share of a global batch
 
         def pad(batch):
             n = tf.shape(batch["label"])[0]
             return {k: tf.pad(v, [[0, e - n]] + [[0, 0]] * (len(v.shape) - 1)) for k, v in batch.items()}
 
-        ds = self._eval_split(split).dataset
+        split = self._eval_split(split)
+        ds = split.dataset
+        if self.process_count > 1:
+            g, i = self.eval_batch_size, self.process_index
+            ds = ds.enumerate().filter(lambda p, ex: tf.equal((p % g) // e, i)).map(lambda p, ex: ex)
         ds = ds.map(_eval_map(self._o), num_parallel_calls=self._o.parallel, deterministic=True)
         ds = ds.batch(e).map(pad)
+        if self.process_count > 1:  # a process whose share ran out early pads with empty batches (all mask 0)
+            size = self._o.image_size
+            empty = {"image": tf.zeros([e, size, size, 3], tf.float32), "label": tf.zeros([e], tf.int32),
+                     "mask": tf.zeros([e], tf.float32)}
+            ds = ds.concatenate(tf.data.Dataset.from_tensors(empty).repeat()).take(
+                -(-split.num_examples // self.eval_batch_size))
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
     def eval_batches(self, split: str | None = None) -> Iterator[dict]:
@@ -250,12 +279,14 @@ def _iterate(ds: tf.data.Dataset, source, split: Split) -> Iterator[dict]:
     return gen()
 
 
-def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int = 0, train: bool = True) -> Datasets:
+def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int = 0, train: bool = True,
+                 process: tuple[int, int] = (0, 1)) -> Datasets:
     """Open config.data's dataset and splits (validating names, splits and options now) -> `Datasets`.
-    `train=False` opens only the evaluation split (the training split is then opened on first use)."""
+    `train=False` opens only the evaluation split (the training split is then opened on first use).
+    `process=(index, count)`: batches hold this process's share of the global `batch_size` / `eval_batch_size`."""
     if int(batch_size) < 1 or int(eval_batch_size) < 1:
         raise ValueError(f"batch_size={batch_size} and eval_batch_size={eval_batch_size} must be positive")
-    return Datasets(_Options.from_config(data_config), batch_size, eval_batch_size, seed, train)
+    return Datasets(_Options.from_config(data_config), batch_size, eval_batch_size, seed, train, process)
 
 
 def load_image_for_predict(path: str, data_config) -> np.ndarray:
@@ -265,7 +296,7 @@ def load_image_for_predict(path: str, data_config) -> np.ndarray:
         raise FileNotFoundError(f"image file {path!r} does not exist")
     try:
         image = preprocess.eval_preprocess(tf.io.read_file(path), image_size=o.image_size, eval_resize=o.eval_resize,
-                                           crop_fraction=o.eval_crop_fraction)
+                                           crop_fraction=o.eval_crop_fraction, normalization=o.normalize)
     except tf.errors.OpError as e:
         raise ValueError(f"cannot read image file {path!r}: {e.message.strip().splitlines()[0]}") from None
     return image.numpy().astype(np.float32)

@@ -3,6 +3,11 @@
 A rerun with the same workdir resumes from the latest checkpoint (step, optimizer, data order and RNG) and continues
 bit-identically. SIGINT/SIGTERM stop it after the current step with a checkpoint (exit 130/143); rerunning the same
 command resumes. A finished run is not trained or evaluated again: its results are returned as they are.
+
+Multi-process (after `mobilejax.distributed.initialize`): every process runs this same function on its share of each
+batch; checkpoints are written and restored by all of them together (orbax), everything else (metrics, TensorBoard,
+run.json, results.json, plots, the progress bar) by process 0 only. A stop request on any process stops them all at
+the next log step.
 """
 from __future__ import annotations
 
@@ -16,12 +21,14 @@ import jax
 import ml_collections
 import numpy as np
 
+from mobilejax import distributed
 from mobilejax import workdir as workdir_lib
 from mobilejax.checkpoint import Checkpoints
 from mobilejax.errors import TrainingStopped
 from mobilejax.metrics import MetricWriter, plot_learning_curves, read_metrics
 from mobilejax.optim import create_optimizer, create_schedule
 from mobilejax.runtime import StopRequest, enable_compilation_cache
+from mobilejax.train import pretrained
 from mobilejax.train.state import build_model, init_state, make_mesh, validate_config
 from mobilejax.train.steps import Steps, evaluate_batches
 
@@ -33,7 +40,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     t_start = time.time()
     validate_config(config)                     # everything is validated before anything is written
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
-                      seed=config.seed)
+                      seed=config.seed, process=(jax.process_index(), jax.process_count()))
     model = build_model(config, ds.num_classes)
     plan = Plan.create(config, ds.steps_per_epoch)
     workdir_lib.prepare(workdir)
@@ -44,14 +51,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     steps = Steps(config, schedule, make_mesh())
     ckpt = Checkpoints(workdir, config.keep_checkpoints)
     try:
-        state, meta = _restore_or_init(config, model, create_optimizer(config.optim, schedule), steps, ckpt,
-                                       ds.image_size, workdir)
+        tx = create_optimizer(config.optim, schedule, config.finetune)
+        state, meta = _restore_or_init(config, model, tx, steps, ckpt, ds.image_size, workdir)
         if meta["step"] >= plan.total_steps and os.path.exists(os.path.join(workdir, workdir_lib.RESULTS_FILE)):
             print(f"mobilejax: {workdir} holds a finished run; its results are unchanged", file=sys.stderr)
             return workdir_lib.read_json(os.path.join(workdir, workdir_lib.RESULTS_FILE))
-        workdir_lib.record_run(workdir, config, class_names=ds.class_names, image_size=ds.image_size,
-                               step=meta["step"], accepted=accepted)
-        log = TrainLog(MetricWriter(workdir, meta["step"]), plan, config, ckpt, workdir, meta["step"])
+        primary = distributed.is_primary()
+        if primary:
+            workdir_lib.record_run(workdir, config, class_names=ds.class_names, image_size=ds.image_size,
+                                   step=meta["step"], accepted=accepted)
+        log = TrainLog(MetricWriter(workdir, meta["step"]) if primary else None, plan, config, ckpt, workdir,
+                       meta["step"])
         with StopRequest() as stop:
             state, last_eval = _train(config, plan, steps, state, meta, ds, ckpt, log, stop, t_start)
     finally:
@@ -91,8 +101,11 @@ def _restore_or_init(config, model, tx, steps: Steps, ckpt: Checkpoints, image_s
     ema = bool(config.optim.ema_decay)
     init = jax.jit(lambda r: init_state(model, tx, r, image_size, ema), out_shardings=steps.repl)
     if ckpt.latest_step() is None:
-        return init(init_rng).replace(apply_fn=model.apply), {"step": 0, "best": {"accuracy": None, "step": None},
-                                                               "wall_time_s": 0.0}
+        state = init(init_rng)
+        if config.init_from:  # fine-tuning: the pretrained tensors replace the random ones
+            state = pretrained.init_from(state, config.init_from, config.init_checkpoint, steps.repl)
+        return state.replace(apply_fn=model.apply), {"step": 0, "best": {"accuracy": None, "step": None},
+                                                     "wall_time_s": 0.0}
     state, meta = ckpt.restore(jax.eval_shape(init, init_rng), steps.repl)
     meta = {**meta, "step": int(state.step)}
     print(f"mobilejax: resuming from step {meta['step']} in {workdir}", file=sys.stderr, flush=True)
@@ -105,13 +118,20 @@ def _train(config, plan: Plan, steps: Steps, state, meta: dict, ds, ckpt: Checkp
     dropout_rng = jax.random.split(jax.random.key(config.seed))[1]
     wall_before, last_eval = float(meta["wall_time_s"]), None
     batches = ds.train_batches(meta["step"]) if meta["step"] < plan.total_steps else iter(())
+    multi = jax.process_count() > 1  # then a stop request counts once all processes agree on it (at log steps)
+    agreed = False
+
+    def stopping() -> bool:
+        return agreed if multi else stop.requested
     try:
         for step in range(meta["step"] + 1, plan.total_steps + 1):
             batch = steps.put_batch(next(batches))
             t0 = time.time()
             state, metrics = steps.train(state, batch, dropout_rng)
             log.add(metrics, t0)
-            if step % plan.log_every == 0 or plan.is_checkpoint(step) or stop.requested:
+            if multi and (step % plan.log_every == 0 or plan.is_checkpoint(step)):
+                agreed = stop.agree()  # every process stops at the same step
+            if step % plan.log_every == 0 or plan.is_checkpoint(step) or stopping():
                 log.flush(step)
             meta.update(step=step, wall_time_s=wall_before + time.time() - t_start)
             if plan.is_eval(step):
@@ -119,10 +139,10 @@ def _train(config, plan: Plan, steps: Steps, state, meta: dict, ds, ckpt: Checkp
                 if log.evaluated(step, last_eval, meta["best"]):
                     meta["best"] = {"accuracy": last_eval["accuracy"], "loss": last_eval["loss"], "step": step}
                     ckpt.save(step, state, meta, which="best")
-            if plan.is_checkpoint(step) or stop.requested:
+            if plan.is_checkpoint(step) or stopping():
                 ckpt.save(step, state, meta)
                 log.restart_clock()
-            if stop.requested and step < plan.total_steps:
+            if stopping() and step < plan.total_steps:
                 raise TrainingStopped(f"stopped at step {step}; checkpoint saved; rerun the same command to resume",
                                       stop.exit_code)
         if last_eval is None:  # trained to the end earlier, but the results were never written
@@ -137,14 +157,16 @@ class TrainLog:
     """Metrics of the steps since the last log line: fetched together (the device runs ahead meanwhile), checked for
     a non-finite loss, written as means with the throughput; also the progress bar and the compile time."""
 
-    def __init__(self, writer: MetricWriter, plan: Plan, config, ckpt: Checkpoints, workdir: str, start_step: int):
+    def __init__(self, writer: MetricWriter | None, plan: Plan, config, ckpt: Checkpoints, workdir: str,
+                 start_step: int):
+        """`writer` None: log nothing (the processes of a multi-process run other than process 0)."""
         self.writer, self.plan, self.ckpt, self.workdir = writer, plan, ckpt, workdir
         self.batch_size = config.batch_size
         self.window: list = []
         self.window_t0, self.window_images = time.time(), 0
         self.train_time, self.train_images, self.compile_s = 0.0, 0, None
         self.pbar = None
-        if config.progress:
+        if config.progress and writer is not None:
             from tqdm.auto import tqdm
             self.pbar = tqdm(total=plan.total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=config.model.name,
                              file=sys.stderr)
@@ -185,7 +207,8 @@ class TrainLog:
         scalars = {"train_loss": float(np.mean(losses)),
                    "train_accuracy": float(np.mean([m["accuracy"] for m in fetched])),
                    "lr": float(fetched[-1]["lr"]), "img_per_s": img_s, "epoch": step / self.plan.steps_per_epoch}
-        self.writer.write(step, scalars)
+        if self.writer is not None:
+            self.writer.write(step, scalars)
         if self.pbar is not None:
             self.pbar.set_postfix(loss=f"{scalars['train_loss']:.3f}", acc=f"{scalars['train_accuracy']:.3f}",
                                   img_s=f"{img_s:.1f}", refresh=False)
@@ -195,7 +218,8 @@ class TrainLog:
     def evaluated(self, step: int, result: dict, best: dict) -> bool:
         """Log an evaluation; True if it is the best so far."""
         epoch = step / self.plan.steps_per_epoch
-        self.writer.write(step, {"eval_accuracy": result["accuracy"], "eval_loss": result["loss"], "epoch": epoch})
+        if self.writer is not None:
+            self.writer.write(step, {"eval_accuracy": result["accuracy"], "eval_loss": result["loss"], "epoch": epoch})
         msg = (f"step {step} (epoch {epoch:.2f}): eval accuracy {result['accuracy']:.4f} loss {result['loss']:.4f} "
                f"({result['num_examples']} examples)")
         if self.pbar is not None:
@@ -210,7 +234,8 @@ class TrainLog:
     def close(self) -> None:
         if self.pbar is not None:
             self.pbar.close()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _write_results(config, workdir: str, model, ds, plan: Plan, meta: dict, last_eval: dict, log: TrainLog,
@@ -230,6 +255,10 @@ def _write_results(config, workdir: str, model, ds, plan: Plan, meta: dict, last
         "compile_s": round(log.compile_s, 2) if log.compile_s is not None else None, "img_per_s": log.img_per_s,
         "devices": jax.device_count(), "backend": jax.default_backend(), "dtype": config.dtype,
     }
+    if jax.process_count() > 1:
+        results["processes"] = jax.process_count()
+    if not distributed.is_primary():
+        return results
     workdir_lib.write_json(os.path.join(workdir, workdir_lib.RESULTS_FILE), results)
     try:
         plot_learning_curves({config.model.name: read_metrics(workdir)},

@@ -24,11 +24,12 @@ class TrainState(train_state.TrainState):
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
     """The run-level settings (model, data and optimizer settings are checked where they are used)."""
-    n = jax.device_count()
+    n, hosts = jax.device_count(), jax.process_count()
+    where = f"{n}" if hosts == 1 else f"{n}: {hosts} processes x {jax.local_device_count()}"
     for key in ("batch_size", "eval_batch_size"):
         v = config[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v % n:
-            raise UsageError(f"{key}={v!r} must be a positive multiple of the number of devices ({n})")
+            raise UsageError(f"{key}={v!r} must be a positive multiple of the number of devices ({where})")
     if not (config.num_train_steps > 0 or config.num_epochs > 0):
         raise UsageError(f"num_epochs={config.num_epochs!r} and num_train_steps={config.num_train_steps!r}: "
                          "set num_epochs > 0 or num_train_steps > 0")
@@ -43,11 +44,15 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int):
         raise UsageError(f"config.model.num_classes={config.model.num_classes} but the dataset has {num_classes} "
                          "classes; leave model.num_classes unset to take it from the data")
     dtype = None if config.dtype == "float32" else DTYPES[config.dtype]
-    return create_model_from_config(config.model, num_classes=num_classes, dtype=dtype)
+    frozen = bool(config.get("finetune") and config.finetune.freeze_backbone) or None
+    return create_model_from_config(config.model, num_classes=num_classes, dtype=dtype, freeze_bn=frozen)
 
 
 def make_mesh() -> Mesh:
-    return Mesh(np.array(jax.devices()), ("data",))
+    """All devices of all processes on one "data" axis, each process's devices together and in process order (the
+    order in which `put_batch` lays out the processes' shares of a batch)."""
+    devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    return Mesh(np.array(devices), ("data",))
 
 
 def init_state(model, tx, rng, image_size: int, ema: bool) -> TrainState:
