@@ -52,6 +52,7 @@ def get_config():
     config.data.crop_padding = 4                 # pad_crop's padding, in pixels at image_size
     config.data.eval_resize = "center_crop"      # "center_crop" (resize shorter side, crop 87.5%) | "resize"
     config.data.eval_crop_fraction = 0.875
+    config.data.normalize = "imagenet"            # "imagenet" (mean/std, torchvision) | "minus_one_one" (Keras)
     config.data.shuffle_buffer = 10_000
     config.data.cache = True                     # cache decoded examples in memory (small datasets)
     config.data.num_parallel_calls = -1          # -1: tf.data AUTOTUNE
@@ -77,6 +78,13 @@ def get_config():
     config.optim.label_smoothing = 0.1
     config.optim.grad_clip_norm = 0.0           # 0: off
     config.optim.ema_decay = 0.0                # 0: off; e.g. 0.9999 for an EMA of the weights used for eval
+
+    # fine-tuning: start from another run's (or a `mobilejax convert`ed) weights instead of a random init
+    config.init_from = config_dict.placeholder(str)  # a run directory; its classifier is replaced if the classes differ
+    config.init_checkpoint = "best"             # "best" | "latest" checkpoint of init_from
+    config.finetune = ml_collections.ConfigDict()
+    config.finetune.freeze_backbone = False     # True: train the classifier only (backbone BatchNorm in eval mode)
+    config.finetune.backbone_lr_scale = 1.0     # the backbone's learning rate as a fraction of optim.learning_rate
 
     config.batch_size = 64
     config.eval_batch_size = 128

@@ -70,8 +70,19 @@ def get_activation(name: str | None) -> Callable[[jax.Array], jax.Array]:
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")  # He (fan-out), as torchvision
 
 
+PADDINGS = ("symmetric", "same")
+
+
+def same_padding(size: int, kernel_size: int, stride: int) -> tuple[int, int]:
+    """TensorFlow/Keras "same" padding of one spatial dimension: (before, after); the extra pixel goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel_size - size, 0)
+    return total // 2, total - total // 2
+
+
 class Conv(nn.Module):
-    """2-D convolution with symmetric padding `(k - 1) // 2` (torchvision semantics), NHWC.
+    """2-D convolution, NHWC, padded symmetrically by `(k - 1) // 2` (torchvision semantics) or, with
+    `padding="same"`, as TensorFlow/Keras do (a stride-2 conv on an even size pads one pixel after, none before).
 
     `depthwise=True` makes a depthwise convolution (one filter per input channel, `features` must equal the input
     channels); the kernel is stored as `(k, k, 1, C)` like `nn.Conv(feature_group_count=C)`.
@@ -82,6 +93,7 @@ class Conv(nn.Module):
     depthwise: bool = False
     use_bias: bool = False
     depthwise_impl: str = "auto"
+    padding: str = "symmetric"
     dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
     kernel_init: Callable = conv_kernel_init
@@ -90,6 +102,15 @@ class Conv(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s = self.kernel_size, self.strides
         pad = (k - 1) // 2
+        if self.padding == "same" and x.ndim == 4 and k > 1:
+            (top, bottom), (left, right) = (same_padding(x.shape[1], k, s), same_padding(x.shape[2], k, s))
+            if {top, bottom, left, right} == {pad}:
+                pass  # the same as symmetric: keep the fast paths
+            else:  # asymmetric: pad explicitly, then convolve unpadded
+                x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+                pad = 0
+        elif self.padding not in PADDINGS:
+            raise ValueError(f"unknown padding {self.padding!r}; allowed: {', '.join(PADDINGS)}")
         cin = x.shape[-1]
         if self.depthwise and self.features != cin:
             raise ValueError(f"depthwise conv needs features == input channels, got {self.features} vs {cin}")

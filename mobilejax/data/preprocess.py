@@ -34,8 +34,14 @@ def _resize(image: tf.Tensor, size) -> tf.Tensor:
     return tf.cond(same, lambda: tf.cast(image, tf.float32), resize)
 
 
-def normalize(image: tf.Tensor) -> tf.Tensor:
-    """float [0, 255] -> float32 scaled to [0, 1], then standardised with the ImageNet mean/std."""
+NORMALIZATIONS = ("imagenet", "minus_one_one")
+
+
+def normalize(image: tf.Tensor, mode: str = "imagenet") -> tf.Tensor:
+    """float [0, 255] -> float32: "imagenet" scales to [0, 1] and standardises with the ImageNet mean/std
+    (torchvision's weights); "minus_one_one" scales to [-1, 1] (Keras' MobileNets)."""
+    if mode == "minus_one_one":
+        return tf.cast(image, tf.float32) / 127.5 - 1.0
     image = tf.cast(image, tf.float32) / 255.0
     return (image - tf.constant(IMAGENET_MEAN, tf.float32)) / tf.constant(IMAGENET_STD, tf.float32)
 
@@ -67,7 +73,8 @@ def _decode_random_crop(image_bytes: tf.Tensor, key: tf.Tensor, min_area: float)
 
 
 def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int, augment: str, random_flip: bool,
-                     min_crop_area: float, crop_padding: int, pad_mode: str = "reflect") -> tf.Tensor:
+                     min_crop_area: float, crop_padding: int, pad_mode: str = "reflect",
+                     normalization: str = "imagenet") -> tf.Tensor:
     """Encoded image + stateless key ([2] int64) -> normalised float32 [image_size, image_size, 3]."""
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     size = [image_size, image_size]
@@ -89,13 +96,13 @@ def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int,
         raise ValueError(f"data.train_augment={augment!r} is not one of {', '.join(TRAIN_AUGMENTS)}")
     if random_flip:
         image = tf.image.stateless_random_flip_left_right(image, seed=flip_key)
-    image = normalize(image)
+    image = normalize(image, normalization)
     image.set_shape([image_size, image_size, 3])
     return image
 
 
 def eval_preprocess(image_bytes: tf.Tensor, *, image_size: int, eval_resize: str,
-                    crop_fraction: float = 0.875) -> tf.Tensor:
+                    crop_fraction: float = 0.875, normalization: str = "imagenet") -> tf.Tensor:
     """Encoded image -> normalised float32 [image_size, image_size, 3], deterministically.
 
     "center_crop": resize the shorter side to image_size / crop_fraction (aspect kept), then take the central
@@ -114,6 +121,6 @@ def eval_preprocess(image_bytes: tf.Tensor, *, image_size: int, eval_resize: str
         image = _resize(image, [image_size, image_size])
     else:
         raise ValueError(f"data.eval_resize={eval_resize!r} is not one of {', '.join(EVAL_RESIZES)}")
-    image = normalize(image)
+    image = normalize(image, normalization)
     image.set_shape([image_size, image_size, 3])
     return image

@@ -21,6 +21,8 @@ class LayerSettings:
     bn_epsilon: float = 1e-5
     depthwise_impl: str = "auto"
     dtype: Dtype | None = None
+    padding: str = "symmetric"
+    freeze_bn: bool = False
 
 
 def small_input_strides(strides: Sequence[int], small_input: bool) -> list[int]:
@@ -42,6 +44,8 @@ class Classifier(nn.Module):
     bn_epsilon: float = 1e-5
     small_input: bool = False
     depthwise_impl: str = "auto"
+    padding: str = "symmetric"  # "same": TensorFlow/Keras padding (for weights imported from Keras)
+    freeze_bn: bool = False  # True: BatchNorm uses its running statistics in training too (a frozen backbone)
     dtype: Dtype | None = None
 
     def __post_init__(self):
@@ -53,11 +57,14 @@ class Classifier(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.depthwise_impl not in DEPTHWISE_IMPLS:
             raise ValueError(f"unknown depthwise_impl {self.depthwise_impl!r}; allowed: {', '.join(DEPTHWISE_IMPLS)}")
+        if self.padding not in ("symmetric", "same"):
+            raise ValueError(f"unknown padding {self.padding!r}; allowed: symmetric (torchvision), same (Keras)")
         super().__post_init__()
 
     @property
     def ls(self) -> LayerSettings:
-        return LayerSettings(self.bn_momentum, self.bn_epsilon, self.depthwise_impl, self.dtype)
+        return LayerSettings(self.bn_momentum, self.bn_epsilon, self.depthwise_impl, self.dtype, self.padding,
+                             self.freeze_bn)
 
     @property
     def stem_stride(self) -> int:

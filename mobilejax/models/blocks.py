@@ -25,9 +25,9 @@ def conv_bn(x: jax.Array, features: int, kernel_size: int = 1, strides: int = 1,
 
     Call it from inside a `@nn.compact` method: the submodules attach to the calling module.
     """
-    x = Conv(features, kernel_size, strides, depthwise=depthwise, depthwise_impl=ls.depthwise_impl, dtype=ls.dtype,
-             name=f"conv_{name}")(x)
-    x = BatchNorm(use_running_average=not train, momentum=ls.bn_momentum, epsilon=ls.bn_epsilon, dtype=ls.dtype,
+    x = Conv(features, kernel_size, strides, depthwise=depthwise, depthwise_impl=ls.depthwise_impl,
+             padding=ls.padding, dtype=ls.dtype, name=f"conv_{name}")(x)
+    x = BatchNorm(use_running_average=not train or ls.freeze_bn, momentum=ls.bn_momentum, epsilon=ls.bn_epsilon, dtype=ls.dtype,
                   name=f"bn_{name}")(x)
     return get_activation(act)(x)
 
