@@ -47,7 +47,26 @@ def decay_mask(params):
     return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
-def create_optimizer(optim_config, schedule: optax.Schedule) -> optax.GradientTransformation:
+HEAD = "classifier"  # the top-level parameter collection a fine-tuning run replaces and trains at the full rate
+
+
+def create_optimizer(optim_config, schedule: optax.Schedule, finetune=None) -> optax.GradientTransformation:
+    """`config.optim`'s optimizer; with `finetune` (config.finetune) freezing the backbone or scaling its learning
+    rate, the classifier and the backbone get separate transforms (optax.multi_transform)."""
+    base = _optimizer(optim_config, schedule)
+    freeze = bool(finetune is not None and finetune.freeze_backbone)
+    scale = 1.0 if finetune is None else float(finetune.backbone_lr_scale)
+    if not freeze and scale == 1.0:
+        return base
+    if not freeze and scale < 0:
+        raise ValueError(f"finetune.backbone_lr_scale={scale} must be >= 0")
+    backbone = optax.set_to_zero() if freeze else optax.chain(_optimizer(optim_config, schedule), optax.scale(scale))
+    labels = lambda params: {k: jax.tree.map(lambda _: "head" if k == HEAD else "backbone", v)  # noqa: E731
+                             for k, v in params.items()}
+    return optax.multi_transform({"head": base, "backbone": backbone}, labels)
+
+
+def _optimizer(optim_config, schedule: optax.Schedule) -> optax.GradientTransformation:
     c = optim_config
     if c.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optim.optimizer {c.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")

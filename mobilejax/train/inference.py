@@ -24,8 +24,9 @@ def restore(config, workdir: str, checkpoint: str, num_classes: int, image_size:
     model = build_model(config, num_classes)
     schedule = create_schedule(config.optim, 1, 1)
     steps = Steps(config, schedule, make_mesh())
-    abstract = jax.eval_shape(lambda r: init_state(model, create_optimizer(config.optim, schedule), r, image_size,
-                                                   bool(config.optim.ema_decay)), jax.random.key(0))
+    tx = create_optimizer(config.optim, schedule, config.get("finetune"))
+    abstract = jax.eval_shape(lambda r: init_state(model, tx, r, image_size, bool(config.optim.ema_decay)),
+                              jax.random.key(0))
     ckpt = Checkpoints(workdir, config.keep_checkpoints)
     try:
         if ckpt.latest_step(checkpoint) is None:

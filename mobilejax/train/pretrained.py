@@ -1,0 +1,84 @@
+"""Starting a run from another run's weights (`config.init_from`): a trained mobilejax run or a `mobilejax convert`ed
+Keras/torchvision model. Every tensor of the new model takes the pretrained value at the same path; the classifier
+(`classifier/`) keeps its fresh initialisation when the number of classes differs. Anything else that does not fit
+(another model, width or resolution-independent layout) is an error naming the tensors."""
+from __future__ import annotations
+
+import os
+import sys
+
+import jax
+import numpy as np
+
+from mobilejax.errors import UsageError
+from mobilejax.optim import HEAD
+
+CHECKPOINTS = ("best", "latest")
+
+
+def load(run_dir: str, which: str = "best") -> tuple[dict, dict, int]:
+    """(params, batch_stats, step) of a run directory's checkpoint as numpy arrays, whatever devices wrote it."""
+    from mobilejax.checkpoint import Checkpoints, ocp
+
+    if which not in CHECKPOINTS:
+        raise UsageError(f"init_checkpoint={which!r} is invalid; allowed: {', '.join(CHECKPOINTS)}")
+    ckpt = Checkpoints(run_dir)
+    try:
+        step = ckpt.latest_step(which)
+        if step is None:
+            raise UsageError(f"init_from={run_dir!r} holds no {which} checkpoint (a run directory of `mobilejax "
+                             "train` or `mobilejax convert` is needed)")
+        path = os.path.join(ckpt.directory(which), str(step), "state")
+    finally:
+        ckpt.close()
+    reader = ocp.StandardCheckpointer()
+    try:
+        tree = reader.metadata(path).item_metadata.tree
+        state = reader.restore(path, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree))
+    finally:
+        reader.close()
+    return state["params"], state.get("batch_stats") or {}, int(step)
+
+
+def merge(fresh: dict, pretrained: dict, what: str) -> tuple[dict, list[str]]:
+    """`fresh` with every tensor taken from `pretrained` (same path, same shape); returns it and the paths kept fresh
+    (only allowed under the classifier)."""
+    flat_new = {"/".join(str(getattr(k, "key", k)) for k in path): v
+                for path, v in jax.tree_util.tree_leaves_with_path(fresh)}
+    flat_old = {"/".join(str(getattr(k, "key", k)) for k in path): v
+                for path, v in jax.tree_util.tree_leaves_with_path(pretrained)}
+    kept, bad = [], []
+    for name, value in flat_new.items():
+        old = flat_old.get(name)
+        if old is not None and tuple(old.shape) == tuple(value.shape):
+            continue
+        if name.split("/")[0] == HEAD:
+            kept.append(name)
+        else:
+            bad.append(f"{name} {tuple(value.shape)} vs {'missing' if old is None else tuple(old.shape)}")
+    if bad:
+        raise UsageError(f"init_from {what}: {len(bad)} tensor(s) do not fit this model ({'; '.join(bad[:3])}"
+                         f"{'; ...' if len(bad) > 3 else ''}): it holds another model or width")
+
+    def pick(path, value):
+        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        return value if name in kept else np.asarray(flat_old[name], dtype=value.dtype)
+
+    return jax.tree_util.tree_map_with_path(pick, fresh), kept
+
+
+def init_from(state, run_dir: str, which: str, sharding):
+    """The train state with the pretrained params and BatchNorm statistics of `run_dir` (fresh optimizer state)."""
+    params, stats, step = load(run_dir, which)
+    fresh_params, fresh_stats = jax.device_get(state.params), jax.device_get(state.batch_stats)
+    new_params, kept = merge(fresh_params, params, run_dir)
+    new_stats, _ = merge(fresh_stats, stats, run_dir)
+    n = len(jax.tree.leaves(new_params))
+    note = f"; new: {', '.join(sorted({k.split('/')[0] for k in kept}))}" if kept else ""
+    print(f"mobilejax: initialised {n - len(kept)} of {n} parameter tensors from {run_dir} ({which} checkpoint, "
+          f"step {step}){note}", file=sys.stderr, flush=True)
+    put = lambda t: jax.device_put(t, sharding)  # noqa: E731
+    state = state.replace(params=put(new_params), batch_stats=put(new_stats))
+    if state.ema_params is not None:
+        state = state.replace(ema_params=put(new_params), ema_batch_stats=put(new_stats))
+    return state

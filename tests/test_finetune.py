@@ -1,0 +1,89 @@
+"""Fine-tuning (`config.init_from`): pretrained tensors in, a new classifier for the new classes, a frozen backbone
+that stays exactly as it was (BatchNorm statistics included), and clear errors for weights that do not fit."""
+import os
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from mobilejax.errors import UsageError
+from mobilejax.train import train_and_evaluate
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_train import folder, params_of, tiny_config  # noqa: E402,F401
+
+
+def _stats_of(workdir):
+    from mobilejax.checkpoint import ocp
+    root = os.path.join(workdir, "checkpoints")
+    step = max(int(s) for s in os.listdir(root) if s.isdigit())
+    path = os.path.join(root, str(step), "state")
+    reader = ocp.StandardCheckpointer()
+    tree = reader.metadata(path).item_metadata.tree
+    state = reader.restore(path, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree))
+    reader.close()
+    return state["batch_stats"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, digits_dir):
+    """A tiny model trained on the 10 digit classes."""
+    workdir = str(tmp_path_factory.mktemp("pretrain"))
+    c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:160]", eval_split="test[:40]")
+    c.num_train_steps = 6
+    c.eval_every_epochs = 100
+    train_and_evaluate(c, workdir)
+    return workdir
+
+
+def _finetune_config(folder, pretrained, **finetune):
+    c = tiny_config(dataset="image_folder:" + folder, train_split="train", eval_split="val")  # 3 classes
+    c.init_from = pretrained
+    c.init_checkpoint = "latest"
+    c.num_train_steps = 3
+    c.optim.learning_rate = 0.5
+    for k, v in finetune.items():
+        c.finetune[k] = v
+    return c
+
+
+def test_frozen_backbone_keeps_every_pretrained_tensor(tmp_path, folder, pretrained, capsys):
+    workdir = str(tmp_path / "frozen")
+    train_and_evaluate(_finetune_config(folder, pretrained, freeze_backbone=True), workdir)
+    assert "initialised" in capsys.readouterr().err
+    before, _ = params_of(pretrained)
+    after, step = params_of(workdir)
+    assert step == 3
+    assert before["classifier"]["kernel"].shape[-1] == 10 and after["classifier"]["kernel"].shape[-1] == 3
+    for name in before:
+        if name == "classifier":
+            continue
+        for x, y in zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name])):
+            np.testing.assert_array_equal(x, y)  # frozen: not one bit moved
+    for x, y in zip(jax.tree.leaves(_stats_of(pretrained)), jax.tree.leaves(_stats_of(workdir))):
+        np.testing.assert_array_equal(x, y)  # frozen BatchNorm: running statistics untouched
+    assert np.abs(after["classifier"]["kernel"]).sum() > 0
+
+
+def test_backbone_learning_rate_scale(tmp_path, folder, pretrained):
+    """A backbone at lr x 0.1 moves, and it moves less than at the full rate; both start from the pretrained tensors."""
+    moved = {}
+    for scale in (1.0, 0.1):
+        workdir = str(tmp_path / f"scale{scale}")
+        train_and_evaluate(_finetune_config(folder, pretrained, backbone_lr_scale=scale), workdir)
+        before, after = params_of(pretrained)[0], params_of(workdir)[0]
+        moved[scale] = sum(float(np.abs(x - y).sum()) for name in before if name != "classifier"
+                           for x, y in zip(jax.tree.leaves(before[name]), jax.tree.leaves(after[name])))
+    assert 0 < moved[0.1] < 0.5 * moved[1.0]
+
+
+def test_weights_that_do_not_fit(tmp_path, folder, pretrained):
+    c = _finetune_config(folder, pretrained)
+    c.model.alpha = 0.5  # another width: every conv differs
+    with pytest.raises(UsageError, match=r"init_from .*: \d+ tensor\(s\) do not fit this model \(.*\): it holds "
+                                         r"another model or width"):
+        train_and_evaluate(c, str(tmp_path / "wide"))
+    c = _finetune_config(folder, str(tmp_path / "nothing"))
+    with pytest.raises(UsageError, match="holds no latest checkpoint"):
+        train_and_evaluate(c, str(tmp_path / "none"))
