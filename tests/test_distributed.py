@@ -30,7 +30,8 @@ def _train_args(digits_dir, workdir, steps, batch=16, extra=()):
     return [sys.executable, "-m", "mobilejax.cli", "train", f"--config={ROOT}/configs/quickstart.py",
             f"--config.data.data_dir={digits_dir}", "--config.data.train_split=train[:256]",
             f"--config.data.eval_split=test[:{EVAL_EXAMPLES}]", f"--config.num_train_steps={steps}",
-            f"--config.batch_size={batch}", "--config.eval_batch_size=16", "--config.log_every_steps=1",
+            f"--config.batch_size={batch}", "--config.eval_batch_size=16", "--config.model.name=mobilenet_v1",
+            "--config.model.alpha=0.25", "--config.log_every_steps=1",
             "--config.eval_every_epochs=100", "--config.checkpoint_every_steps=100000", "--config.progress=False",
             "--config.optim.schedule=constant", "--config.optim.warmup_epochs=0", f"--workdir={workdir}", *extra]
 
