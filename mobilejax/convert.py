@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterator
 
 import numpy as np
 

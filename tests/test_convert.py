@@ -146,7 +146,6 @@ def test_torchvision_logits_match(tmp_path, model):
         modules = [m for m in net.modules() if any(True for _ in m.parameters(recurse=False))]
         for m in modules:
             if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
                 m.weight.uniform_(0.6, 1.4, generator=gen)
                 m.bias.normal_(0, 0.2, generator=gen)
                 m.running_mean.normal_(0, 0.3, generator=gen)

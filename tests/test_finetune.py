@@ -15,15 +15,8 @@ from test_train import folder, params_of, tiny_config  # noqa: E402,F401
 
 
 def _stats_of(workdir):
-    from mobilejax.checkpoint import ocp
-    root = os.path.join(workdir, "checkpoints")
-    step = max(int(s) for s in os.listdir(root) if s.isdigit())
-    path = os.path.join(root, str(step), "state")
-    reader = ocp.StandardCheckpointer()
-    tree = reader.metadata(path).item_metadata.tree
-    state = reader.restore(path, jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), tree))
-    reader.close()
-    return state["batch_stats"]
+    from mobilejax.train.pretrained import load
+    return load(workdir, "latest")[1]
 
 
 @pytest.fixture(scope="module")

@@ -61,17 +61,9 @@ def folder(tmp_path_factory):
 
 def params_of(workdir, which="latest"):
     """The parameters (numpy) and step of a workdir's latest/best checkpoint, whatever devices wrote it."""
-    from mobilejax.checkpoint import ocp
-    root = os.path.join(workdir, "checkpoints" if which == "latest" else "best")
-    mgr = ocp.CheckpointManager(root)
-    step = mgr.latest_step()
-    mgr.close()
-    path = os.path.join(root, str(step), "state")
-    ckptr = ocp.StandardCheckpointer()
-    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), ckptr.metadata(path).item_metadata.tree)
-    state = ckptr.restore(path, target)
-    ckptr.close()
-    return state["params"], step
+    from mobilejax.train.pretrained import load
+    params, _, step = load(workdir, which)
+    return params, step
 
 
 def test_digits_run_writes_everything(tmp_path, digits_dir):

@@ -40,13 +40,15 @@ def load(run_dir: str, which: str = "best") -> tuple[dict, dict, int]:
     return state["params"], state.get("batch_stats") or {}, int(step)
 
 
+def _name(path) -> str:
+    return "/".join(str(getattr(k, "key", k)) for k in path)
+
+
 def merge(fresh: dict, pretrained: dict, what: str) -> tuple[dict, list[str]]:
     """`fresh` with every tensor taken from `pretrained` (same path, same shape); returns it and the paths kept fresh
     (only allowed under the classifier)."""
-    flat_new = {"/".join(str(getattr(k, "key", k)) for k in path): v
-                for path, v in jax.tree_util.tree_leaves_with_path(fresh)}
-    flat_old = {"/".join(str(getattr(k, "key", k)) for k in path): v
-                for path, v in jax.tree_util.tree_leaves_with_path(pretrained)}
+    flat_new = {_name(path): v for path, v in jax.tree_util.tree_leaves_with_path(fresh)}
+    flat_old = {_name(path): v for path, v in jax.tree_util.tree_leaves_with_path(pretrained)}
     kept, bad = [], []
     for name, value in flat_new.items():
         old = flat_old.get(name)
@@ -61,7 +63,7 @@ def merge(fresh: dict, pretrained: dict, what: str) -> tuple[dict, list[str]]:
                          f"{'; ...' if len(bad) > 3 else ''}): it holds another model or width")
 
     def pick(path, value):
-        name = "/".join(str(getattr(k, "key", k)) for k in path)
+        name = _name(path)
         return value if name in kept else np.asarray(flat_old[name], dtype=value.dtype)
 
     return jax.tree_util.tree_map_with_path(pick, fresh), kept
