@@ -2,6 +2,7 @@
 each belongs to.
 
 usage: python scripts/op_profile.py MODEL [--alpha 1.0] [--resolution 224] [--batch 32] [--steps 3] [--top 40]
+                                      [--option small_input=True ...]
 
 Runs `mobilejax.bench`'s train step under `jax.profiler.trace` (Python tracer off), reads the Perfetto trace, and joins
 each op's time with the optimised HLO of the step (its shape and the `op_name` metadata: e.g. `blocks_1/bn_pw/...`,
@@ -45,6 +46,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=40)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model knob, e.g. small_input=True (as `mobilejax bench --option`)")
     a = p.parse_args()
 
     captured = {}
@@ -57,7 +60,8 @@ def main() -> None:
         return out
 
     jax.stages.Lowered.compile = compile_and_keep
-    kw = dict(alpha=a.alpha, resolution=a.resolution, batch=a.batch)
+    from mobilejax.config import parse_args
+    kw = dict(alpha=a.alpha, resolution=a.resolution, batch=a.batch, options=parse_args(a.option))
     bench.run_benchmark(a.model, steps=1, warmup=1, **kw)  # compile (and fill the cache) outside the trace
     options = jax.profiler.ProfileOptions()
     options.python_tracer_level = 0
