@@ -12,6 +12,7 @@ from flax import linen as nn
 from mobilejax.layers import check_activation
 from mobilejax.models.base import Classifier, small_input_strides
 from mobilejax.models.blocks import ShuffleUnit, conv_bn
+from mobilejax.ops import max_pool_3x3_s2
 
 # alpha -> (stem, stage 2, stage 3, stage 4, last conv) output channels (the paper's Table 5).
 WIDTHS = {0.5: (24, 48, 96, 192, 1024), 1.0: (24, 116, 232, 464, 1024), 1.5: (24, 176, 352, 704, 1024),
@@ -42,7 +43,7 @@ class ShuffleNetV2(Classifier):
         pool_stride, *strides = small_input_strides([2] + [2 if j == 0 else 1 for n in REPEATS for j in range(n)],
                                                     self.small_input)
         if pool_stride == 2:
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+            x = max_pool_3x3_s2(x, self.ls.depthwise_impl)  # CPU fast path under the same switch as depthwise
         channels = [c for c, n in zip(widths[1:4], REPEATS) for _ in range(n)]
         for i, (c, s) in enumerate(zip(channels, strides)):
             x = ShuffleUnit(c, s, self.kernel_size, self.activation, self.shuffle, self.groups, self.ls,
