@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from mobilejax.ops import batch_norm_train, bn_normalize, depthwise_conv
+from mobilejax.ops import (batch_norm_train, bn_normalize, conv_im2col, conv_xla, depthwise_conv,
+                           resolve_depthwise_impl, use_im2col)
 
 Dtype = Any
 
@@ -130,10 +131,10 @@ class Conv(nn.Module):
             # of the cotangent (the 4-D einsum's backward did; docs/profile.md).
             n, h, w, _ = x.shape
             y = jnp.dot(x.reshape(n * h * w, cin), kernel[0, 0]).reshape(n, h, w, self.features)
+        elif use_im2col(kernel.shape, resolve_depthwise_impl(self.depthwise_impl)):
+            y = conv_im2col(x, kernel, s, pad)  # few input channels (the RGB stem) on CPU: one matmul
         else:
-            y = jax.lax.conv_general_dilated(
-                x, kernel, window_strides=(s, s), padding=((pad, pad), (pad, pad)),
-                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = conv_xla(x, kernel, s, pad)
         if self.use_bias:
             bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), self.param_dtype)
             y = y + bias.astype(dtype)
