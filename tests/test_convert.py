@@ -42,6 +42,16 @@ def random_images(n, seed=1):
     return np.clip(noise + rng.uniform(-0.7, 0.7, (n, 1, 1, 3)), -1, 1).astype(np.float32)
 
 
+def assert_logits_match(model, expected, got):
+    """The converted model's logits equal the source's within 1e-4, with a clear top-1 (its margin is 100x the
+    tolerance) and logits that depend on the image (so the equality is not that of constants)."""
+    print(model, np.abs(expected).max(), np.abs(got - expected).max())
+    assert np.abs(got - expected).max() <= 1e-4
+    top2 = np.sort(expected, axis=1)[:, -2:]
+    assert (top2[:, 1] - top2[:, 0]).min() > 1e-2
+    assert np.abs(expected - expected[:1]).max() > 0.05
+
+
 def mobilejax_logits(out_dir, images):
     from mobilejax.checkpoint import Checkpoints
     from mobilejax.optim import create_optimizer, create_schedule
@@ -72,13 +82,7 @@ def test_keras_logits_match(tmp_path, model, alpha):
     expected = np.asarray(kmodel(images, training=False)).reshape(4, CLASSES)
     out = str(tmp_path / "converted")
     summary = convert_lib.convert("keras", model, path, out, alpha=alpha, num_classes=CLASSES, image_size=RES)
-    got = mobilejax_logits(out, images)
-    print(model, np.abs(expected).max(), np.abs(got - expected).max())
-    assert np.abs(got - expected).max() <= 1e-4
-    # a clear top-1 (its margin is 100x the tolerance), and logits that depend on the image
-    top2 = np.sort(expected, axis=1)[:, -2:]
-    assert (top2[:, 1] - top2[:, 0]).min() > 1e-2
-    assert np.abs(expected - expected[:1]).max() > 0.05
+    assert_logits_match(model, expected, mobilejax_logits(out, images))
     assert summary["params"] == sum(int(np.prod(w.shape)) for w in kmodel.trainable_weights)
 
 
@@ -166,12 +170,7 @@ def test_torchvision_logits_match(tmp_path, model):
     torch.save(net.state_dict(), path)
     out = str(tmp_path / "converted")
     convert_lib.convert("torchvision", model, path, out, num_classes=CLASSES, image_size=RES)
-    got = mobilejax_logits(out, images)
-    print(model, np.abs(expected).max(), np.abs(got - expected).max())
-    assert np.abs(got - expected).max() <= 1e-4
-    top2 = np.sort(expected, axis=1)[:, -2:]
-    assert (top2[:, 1] - top2[:, 0]).min() > 1e-2
-    assert np.abs(expected - expected[:1]).max() > 0.05
+    assert_logits_match(model, expected, mobilejax_logits(out, images))
 
 
 def test_bad_weight_files(tmp_path):

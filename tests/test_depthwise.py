@@ -90,15 +90,21 @@ def test_conv_module_depthwise_and_pointwise(stride, impl):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), **TOL)
 
 
-def test_full_model_same_logits_and_grads_across_impls(name="mobilenet_v2"):
+@pytest.mark.parametrize("name,knobs,res", [
+    ("mobilenet_v2", dict(alpha=0.35, small_input=True), 16),
+    # the ImageNet stem (stride-2 conv, then the 3x3 max-pool and its fast path: mobilejax/ops/pooling.py)
+    ("shufflenet_v2", dict(alpha=0.5), 32),
+])
+def test_full_model_same_logits_and_grads_across_impls(name, knobs, res):
     """Same params, same batch: logits, parameter gradients and BatchNorm statistics agree between "xla" and
-    "shift". In float64: in float32 a few gradients that are mathematically zero (biases feeding a train-mode
-    BatchNorm, which removes per-channel shifts) are pure rounding noise and differ by 100% relative."""
+    "shift" (every CPU fast path: depthwise, stem im2col, max-pool). In float64: in float32 a few gradients that
+    are mathematically zero (biases feeding a train-mode BatchNorm, which removes per-channel shifts) are pure
+    rounding noise and differ by 100% relative."""
     opts = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}  # compile fast
     with jax.enable_x64(True):
-        x = jax.random.normal(jax.random.PRNGKey(0), (4, 16, 16, 3), jnp.float64)
+        x = jax.random.normal(jax.random.PRNGKey(0), (4, res, res, 3), jnp.float64)
         y = jnp.array([1, 3, 0, 2])
-        knobs = dict(num_classes=5, alpha=0.35 if name == "mobilenet_v2" else 0.25, small_input=True)
+        knobs = dict(num_classes=5, **knobs)
         models = {impl: create_model(name, depthwise_impl=impl, **knobs) for impl in ("xla", "shift")}
         init = jax.jit(lambda k: models["xla"].init(k, x, train=False), compiler_options=opts)
         variables = jax.tree.map(lambda a: a.astype(jnp.float64), init(jax.random.PRNGKey(1)))

@@ -1,12 +1,11 @@
 """The 3x3 / stride-2 max-pool fast path (`mobilejax.ops.pooling`) against the reference (`flax.linen.max_pool`):
-same outputs and same input gradients, including ties (where select-and-scatter's choice of window position matters),
-and ShuffleNetV2 (the family that pools) giving the same logits and gradients with either implementation."""
+same outputs and same input gradients, including ties (where select-and-scatter's choice of window position matters).
+ShuffleNetV2 (the family that pools) with either implementation: tests/test_depthwise.py's whole-model test."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mobilejax.models import create_model
 from mobilejax.ops import max_pool_3x3_s2, max_pool_3x3_s2_shift, max_pool_3x3_s2_xla
 
 
@@ -43,28 +42,3 @@ def test_odd_sizes_fall_back_or_fail_clearly():
         max_pool_3x3_s2_shift(x)
     with pytest.raises(ValueError, match="allowed: auto, xla, shift"):
         max_pool_3x3_s2(x, "pallas")
-
-
-def test_shufflenet_same_logits_and_grads_across_pool_impls():
-    """ShuffleNetV2 with the ImageNet stem (conv stride 2, then the max-pool) on 32x32 inputs, float64: the "shift"
-    model (depthwise and pool fast paths) and the "xla" reference agree in logits, gradients and BatchNorm stats."""
-    opts = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-    with jax.enable_x64(True):
-        x = jax.random.normal(jax.random.PRNGKey(0), (2, 32, 32, 3), jnp.float64)
-        y = jnp.array([1, 3])
-        models = {impl: create_model("shufflenet_v2", num_classes=5, alpha=0.5, depthwise_impl=impl)
-                  for impl in ("xla", "shift")}
-        init = jax.jit(lambda k: models["xla"].init(k, x, train=False), compiler_options=opts)
-        variables = jax.tree.map(lambda a: a.astype(jnp.float64), init(jax.random.PRNGKey(1)))
-        out = {}
-        for impl, model in models.items():
-            def loss_fn(params, model=model):
-                logits, upd = model.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, train=True,
-                                          mutable=["batch_stats"])
-                loss = -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
-                return loss, (logits, upd["batch_stats"])
-            (_, aux), grads = jax.jit(jax.value_and_grad(loss_fn, has_aux=True), compiler_options=opts)(
-                variables["params"])
-            out[impl] = (aux, grads)
-        for a, b in zip(jax.tree.leaves(out["shift"]), jax.tree.leaves(out["xla"])):
-            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-7, atol=1e-9)

@@ -42,15 +42,24 @@ def tiny_config(**data):
     return c
 
 
-def make_folder(root, classes=("cat", "dog", "frog"), per_class=(7, 5), size=20):
-    """root/{train,val}/<class>/*.png with a class-dependent colour plus noise."""
-    rng = np.random.default_rng(0)
+def make_folder(root, classes=("cat", "dog", "frog"), per_class=(7, 5), size=20, noisy=False):
+    """root/{train,val}/<class>/*.png with a class-dependent colour plus noise.
+
+    `noisy=True`: the pixels vary as much as the classes do (uniform noise around a class tint), so the stem's
+    BatchNorm sees a spread comparable to its mean. On the default near-constant photos the float32 gradient of the
+    stem kernel (a train-mode BatchNorm with the fast variance E[x^2] - E[x]^2 on features whose mean is ~30x their
+    spread) is off by up to 7% from the float64 one for *any* implementation, so comparing two implementations or
+    device counts there compares rounding, not maths."""
+    rng = np.random.default_rng(1 if noisy else 0)
     for split, n in zip(("train", "val"), per_class):
         for ci, cls in enumerate(classes):
             os.makedirs(root / split / cls, exist_ok=True)
             for i in range(n):
-                img = np.clip(rng.normal(60 + 70 * ci, 20, (size, size, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(root / split / cls / f"{i}.png")
+                if noisy:
+                    img = rng.uniform(0, 255, (size, size, 3)) + np.array([40.0, 0.0, -40.0]) * (ci - 1)
+                else:
+                    img = rng.normal(60 + 70 * ci, 20, (size, size, 3))
+                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / split / cls / f"{i}.png")
     return str(root)
 
 
@@ -254,27 +263,10 @@ print("RESULT", json.dumps({{"devices": jax.device_count(), "loss": res["final_l
 """
 
 
-def make_noisy_folder(root, classes=("cat", "dog", "frog"), per_class=(7, 5), size=20):
-    """Like `make_folder`, but the pixels vary as much as the classes do (uniform noise around a class tint): the
-    stem's BatchNorm then sees a spread comparable to its mean. On `make_folder`'s near-constant photos the
-    float32 gradient of the stem kernel (a train-mode BatchNorm with the fast variance E[x^2] - E[x]^2 on features
-    whose mean is ~30x their spread) is off by up to 7% from the float64 one for *any* implementation, so
-    comparing two implementations or device counts there compares rounding, not maths."""
-    rng = np.random.default_rng(1)
-    for split, n in zip(("train", "val"), per_class):
-        for ci, cls in enumerate(classes):
-            os.makedirs(root / split / cls, exist_ok=True)
-            for i in range(n):
-                tint = np.array([40.0, 0.0, -40.0]) * (ci - 1)
-                img = np.clip(rng.uniform(0, 255, (size, size, 3)) + tint, 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(root / split / cls / f"{i}.png")
-    return str(root)
-
-
 def test_data_parallel_8_devices_matches_1(tmp_path):
     """One real train step sharded over 8 forced host devices equals the 1-device step (float32 tolerance), on
-    images whose float32 gradients are well conditioned (`make_noisy_folder`)."""
-    folder = make_noisy_folder(tmp_path / "images")
+    images whose float32 gradients are well conditioned (`make_folder(noisy=True)`)."""
+    folder = make_folder(tmp_path / "images", noisy=True)
     out = {}
     for n in (1, 8):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
