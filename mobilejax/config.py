@@ -95,6 +95,7 @@ def get_config():
     config.log_every_steps = 20
     config.eval_every_epochs = 1.0
     config.eval_flip = False                    # True: evaluate on the mean logits of each image and its mirror image
+    config.eval_shift = 0                       # > 0: also the image moved by that many pixels down-right and up-left
     config.checkpoint_every_steps = 500
     config.keep_checkpoints = 2
     config.progress = True                      # progress bar on the terminal

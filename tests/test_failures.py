@@ -193,7 +193,7 @@ def test_config_file_errors(tmp_path, capsys):
 def test_validation_errors_write_nothing(tmp_path, capsys):
     workdir = tmp_path / "w"
     for override in ("--config.model.name=mobilenet_v9", "--config.data.dataset=image_folder:/nonexistent/dir",
-                     "--config.batch_size=0", "--config.data.train_augment=mixup"):
+                     "--config.batch_size=0", "--config.data.train_augment=mixup", "--config.eval_shift=-1"):
         code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", override, "--workdir",
                          str(workdir))
         line = one_error_line(cap.err)

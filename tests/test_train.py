@@ -104,6 +104,11 @@ def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
     assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["num_examples"] == 15 and {"accuracy", "loss"} <= out.keys()
+    assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest", "--config.eval_flip=True",
+                     "--config.eval_shift=2"]) == 0  # test-time augmentation (the views: test_tta_logits_...)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_examples"] == 15
+    assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest", "--config.eval_shift=16"]) == 2
+    assert "eval_shift=16 must be an integer in [0, 16)" in capsys.readouterr().err
     img = os.path.join(folder, "val", "dog", "0.png")
     assert cli.main(["predict", "--workdir", str(tmp_path), img, img]) == 0
     lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
@@ -230,6 +235,27 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, digits_dir, mon
         train_and_evaluate(c, str(tmp_path))
     params, step = params_of(str(tmp_path))
     assert step == 2 and all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+
+
+def test_tta_logits_average_the_mirrored_and_shifted_views():
+    """eval_flip / eval_shift: half the weight on the image (and its mirror image), a quarter on each copy moved by
+    the shift down-right and up-left with reflected borders; checked against numpy with a linear "model"."""
+    from mobilejax.train.steps import tta_logits
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 6, 5, 2)).astype(np.float32)
+    w = rng.normal(size=(6, 5, 2, 4)).astype(np.float32)
+    apply = lambda v: np.einsum("nhwc,hwck->nk", np.asarray(v), w)  # noqa: E731
+    mirror = lambda v: v[:, :, ::-1]  # noqa: E731
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    down_right, up_left = padded[:, :6, :5], padded[:, 4:10, 4:9]
+    assert np.array_equal(down_right[:, 2:, 2:], x[:, :4, :3]) and np.array_equal(up_left[:, :4, :3], x[:, 2:, 2:])
+    both = lambda v: 0.5 * (apply(v) + apply(mirror(v)))  # noqa: E731
+    np.testing.assert_allclose(tta_logits(apply, x), apply(x), rtol=1e-6)
+    np.testing.assert_allclose(tta_logits(apply, x, flip=True), both(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tta_logits(apply, x, shift=2), 0.5 * apply(x) + 0.25 * (apply(down_right)
+                               + apply(up_left)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(tta_logits(apply, x, flip=True, shift=2), 0.5 * both(x) + 0.25 * (both(down_right)
+                               + both(up_left)), rtol=1e-5, atol=1e-5)
 
 
 def test_bad_batch_size_and_dtype(tmp_path):

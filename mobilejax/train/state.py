@@ -35,6 +35,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                          "set num_epochs > 0 or num_train_steps > 0")
     if config.dtype not in DTYPES:
         raise UsageError(f"unknown dtype {config.dtype!r}; allowed: {', '.join(DTYPES)}")
+    eval_views(config)
+
+
+def eval_views(config: ml_collections.ConfigDict) -> tuple[bool, int]:
+    """(eval_flip, eval_shift), checked: the shift is a whole number of pixels, reflected inside the image."""
+    shift, size = config.get("eval_shift", 0), config.data.image_size
+    if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < size:
+        raise UsageError(f"eval_shift={shift!r} must be an integer in [0, {size}) (pixels; data.image_size={size})")
+    return bool(config.eval_flip), shift
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int):

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mobilejax.train.state import TrainState
+from mobilejax.train.state import TrainState, eval_views
 
 
 def cross_entropy(logits, labels, num_classes: int, smoothing: float = 0.0):
@@ -45,13 +45,34 @@ def train_step(state: TrainState, batch, rng, *, label_smoothing: float, ema_dec
     return state, metrics
 
 
-def eval_step(state: TrainState, batch, *, use_ema: bool, flip: bool = False):
+def _shift(images, pixels: int):
+    """Each image moved by `pixels` down and right (negative: up and left), the border filled by reflection."""
+    p = abs(pixels)
+    padded = jnp.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+    h, w = images.shape[1:3]
+    start = 0 if pixels > 0 else 2 * p
+    return padded[:, start:start + h, start:start + w, :]
+
+
+def tta_logits(apply, images, *, flip: bool = False, shift: int = 0):
+    """Test-time augmentation: the logits of `images` averaged over views. `flip`: the image and its mirror image,
+    equally weighted. `shift` > 0: half the weight on those views of the image itself, half on the same views of the
+    image moved by `shift` pixels down-right and up-left (reflected borders), a quarter each."""
+    def views(x):
+        out = apply(x)
+        return 0.5 * (out + apply(x[:, :, ::-1, :])) if flip else out
+
+    logits = views(images)
+    if shift:
+        logits = 0.5 * logits + 0.25 * (views(_shift(images, shift)) + views(_shift(images, -shift)))
+    return logits
+
+
+def eval_step(state: TrainState, batch, *, use_ema: bool, flip: bool = False, shift: int = 0):
     params = state.ema_params if use_ema else state.params
     stats = state.ema_batch_stats if use_ema else state.batch_stats
     apply = lambda x: state.apply_fn({"params": params, "batch_stats": stats}, x, train=False)  # noqa: E731
-    logits = apply(batch["image"])
-    if flip:  # test-time augmentation: mean of the logits of the image and its mirror image
-        logits = 0.5 * (logits + apply(batch["image"][:, :, ::-1, :]))
+    logits = tta_logits(apply, batch["image"], flip=flip, shift=shift)
     mask = batch["mask"]
     loss = cross_entropy(logits, batch["label"], logits.shape[-1])
     correct = (jnp.argmax(logits, -1) == batch["label"]).astype(jnp.float32)
@@ -70,7 +91,8 @@ class Steps:
                                   ema_decay=config.optim.ema_decay, schedule=schedule)
         self.train = jax.jit(train, in_shardings=(self.repl, self.data, self.repl),
                              out_shardings=(self.repl, self.repl), donate_argnums=(0,))
-        self.eval = jax.jit(functools.partial(eval_step, use_ema=self.use_ema, flip=bool(config.eval_flip)),
+        flip, shift = eval_views(config)
+        self.eval = jax.jit(functools.partial(eval_step, use_ema=self.use_ema, flip=flip, shift=shift),
                             in_shardings=(self.repl, self.data), out_shardings=self.repl)
 
     def put_batch(self, batch: dict) -> dict:
