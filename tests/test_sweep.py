@@ -248,6 +248,13 @@ def test_sweep_dir_of_another_experiment_is_refused(tmp_path, image_folder, caps
     assert run_sweep(b, sweep, dry_run=True) == 2
     err = capsys.readouterr().err
     assert "holds the experiment" in err and "a.py" in err and "b.py" in err
+    # the same experiment file in another checkout (a fresh clone) continues the sweep
+    os.makedirs(tmp_path / "clone")
+    moved = str(tmp_path / "clone" / "a.py")
+    with open(a) as src, open(moved, "w") as dst:
+        dst.write(src.read())
+    assert run_sweep(moved, sweep, dry_run=True) == 0
+    assert json.load(open(os.path.join(sweep, "sweep.json")))["experiment_path"] == os.path.realpath(moved)
     # a directory of plain training runs without a sweep.json is not taken over either
     other = tmp_path / "runs"
     os.makedirs(other / "x")

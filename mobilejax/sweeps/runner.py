@@ -34,13 +34,17 @@ def _now() -> str:
 
 def _init_sweep_dir(exp: dict, sweep_dir: str) -> dict:
     """Create or check `sweep.json`; a directory of another experiment, or of the same experiment's runs laid out
-    the other way (with vs. without seeds), is refused."""
+    the other way (with vs. without seeds), is refused. The same experiment file in another checkout (same file and
+    experiment name, another path: a fresh clone, a moved repository) resumes the sweep; each run still refuses
+    settings that differ from the ones it started with."""
     path = os.path.join(sweep_dir, SWEEP_FILE)
     real = os.path.realpath(exp["path"])
     old = read_json(path)
     if old is None and os.path.exists(path):
         raise SweepError(f"{path} is not readable JSON; remove it or use another --workdir")
-    if old is not None and old.get("experiment_path") != real:
+    moved = (old is not None and old.get("experiment_path") != real and old.get("name") == exp["name"]
+             and os.path.basename(old.get("experiment_path", "")) == os.path.basename(real))
+    if old is not None and old.get("experiment_path") != real and not moved:
         raise SweepError(f"sweep directory {sweep_dir!r} holds the experiment {old.get('experiment')!r} "
                          f"({old.get('experiment_path')}), not {exp['path']!r}; use another --workdir")
     if old is None and find_runs(sweep_dir):
