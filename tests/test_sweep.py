@@ -133,6 +133,27 @@ def test_failing_trial_does_not_stop_the_others(tmp_path, image_folder):
     assert f"Failed: `{bad}`" in md and "does not exist" in md
 
 
+def test_trial_stopped_by_a_signal_is_interrupted_not_failed(tmp_path, image_folder, monkeypatch, capsys):
+    """A run that exits 143 (SIGTERM, checkpoint saved: a preempted job) is unfinished, and the next sweep runs it."""
+    import mobilejax.train
+    from mobilejax.errors import TrainingStopped
+    exp = experiment(tmp_path, image_folder, trials=[{"seed": 0}])
+    sweep = str(tmp_path / "sweep")
+    (name,) = [t["name"] for t in load_experiment(exp)["trials"]]
+
+    def stopped(config, workdir):
+        raise TrainingStopped("stopped at step 2; checkpoint saved; rerun the same command to resume", 143)
+    real = mobilejax.train.train_and_evaluate
+    monkeypatch.setattr(mobilejax.train, "train_and_evaluate", stopped)
+    assert run_sweep(exp, sweep, in_process=True) == 0
+    assert f"{name}: interrupted" in capsys.readouterr().err and statuses(sweep) == {name: "interrupted"}
+    assert json.load(open(os.path.join(sweep, name, "status.json")))["returncode"] == 143
+    report = write_report(sweep, echo=False)
+    assert report["failed"] == [] and report["missing"] == [name]
+    monkeypatch.setattr(mobilejax.train, "train_and_evaluate", real)
+    assert run_sweep(exp, sweep, in_process=True) == 0 and statuses(sweep) == {name: "done"}
+
+
 def test_dry_run_prints_exactly_the_trials(tmp_path, image_folder, capsys):
     exp_path = experiment(tmp_path, image_folder,
                           product={"model.name": ["mobilenet_v1", "mobilenet_v2"], "model.alpha": [0.25, 1.0]},

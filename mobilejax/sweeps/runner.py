@@ -20,6 +20,7 @@ from mobilejax.sweeps.launchers import LAUNCHERS, SlurmOptions, sbatch_script, s
 from mobilejax.workdir import RESULTS_FILE, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
+STOPPED_EXIT_CODES = (130, 143)  # `mobilejax train` stopped by SIGINT / SIGTERM, checkpoint saved
 STATUS_FILE = "status.json"
 LOG_FILE = "train.log"
 
@@ -173,6 +174,7 @@ def _run_subprocess(argv: list[str], trial_dir: str, cpus: list[int] | None) -> 
 def _run_in_process(exp: dict, trial: dict, sweep_dir: str) -> int:
     """Train the run in this process (saves the JAX import per run; used by tests)."""
     from mobilejax.config import load_config
+    from mobilejax.errors import TrainingStopped
     from mobilejax.train import train_and_evaluate
     trial_dir = os.path.join(sweep_dir, trial["name"])
     with open(os.path.join(trial_dir, LOG_FILE), "a") as log:
@@ -182,6 +184,9 @@ def _run_in_process(exp: dict, trial: dict, sweep_dir: str) -> int:
             try:
                 train_and_evaluate(load_config(config_args(exp, trial)), trial_dir)
                 return 0
+            except TrainingStopped as e:  # a signal stopped it after a checkpoint, as `mobilejax train` exits
+                print(f"mobilejax: {e}")
+                return e.exit_code
             except Exception:  # noqa: BLE001  (a failed run is recorded; the sweep goes on)
                 traceback.print_exc()
                 return 1
@@ -209,7 +214,10 @@ def run_trial(exp: dict, trial: dict, sweep_dir: str, state: _State, cpus=None, 
         state.set(name, status="interrupted", finished=info["finished"])
         raise
     ok = rc == 0 and os.path.exists(os.path.join(trial_dir, RESULTS_FILE))
-    info.update(status="done" if ok else "failed", returncode=rc, finished=_now(), seconds=round(time.time() - t0, 1))
+    # exit 130/143: the run itself was stopped by a signal (e.g. a scheduler's preemption) after saving a checkpoint;
+    # it is unfinished, not failed, and resumes when the sweep is run again
+    status = "done" if ok else "interrupted" if rc in STOPPED_EXIT_CODES else "failed"
+    info.update(status=status, returncode=rc, finished=_now(), seconds=round(time.time() - t0, 1))
     if not ok:
         info["error_tail"] = log_tail(os.path.join(trial_dir, LOG_FILE))
     write_json(os.path.join(trial_dir, STATUS_FILE), info)
