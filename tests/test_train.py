@@ -118,9 +118,11 @@ def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
 
 
 def test_model_learns_a_separable_problem(tmp_path, folder):
-    """Three classes told apart by colour: a few dozen steps take validation accuracy from chance (1/3) to >= 90%."""
+    """Three classes told apart by colour: 80 steps take validation accuracy from chance (1/3) to >= 90%. (At 40
+    steps the result depends on the CPU: >= 0.9 on one machine, 0.60-0.67 on another with the same versions; at 80
+    both reach 1.0 here, on these photos and on `make_folder(noisy=True)`.)"""
     c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
-    c.num_train_steps = 40
+    c.num_train_steps = 80
     c.eval_every_epochs = 100
     res = train_and_evaluate(c, str(tmp_path))
     assert res["eval_examples"] == 15 and res["final_accuracy"] >= 0.9, res
