@@ -118,11 +118,12 @@ def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
 
 
 def test_model_learns_a_separable_problem(tmp_path, folder):
-    """Three classes told apart by colour: 80 steps take validation accuracy from chance (1/3) to >= 90%. (At 40
-    steps the result depends on the CPU: >= 0.9 on one machine, 0.60-0.67 on another with the same versions; at 80
-    both reach 1.0 here, on these photos and on `make_folder(noisy=True)`.)"""
+    """Three classes told apart by colour: 160 steps take validation accuracy from chance (1/3) to >= 90%. The
+    curve depends on the CPU and on XLA's optimisation level (the tests compile with level 0, conftest.py): on this
+    problem 40 / 80 / 160 steps reached 0.60 / 0.87 / 1.0 under the test flags on one machine, 0.67 / 1.0 / - without
+    them, so the step count leaves a margin rather than sitting on the edge."""
     c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
-    c.num_train_steps = 80
+    c.num_train_steps = 160
     c.eval_every_epochs = 100
     res = train_and_evaluate(c, str(tmp_path))
     assert res["eval_examples"] == 15 and res["final_accuracy"] >= 0.9, res
