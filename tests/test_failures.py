@@ -194,8 +194,8 @@ def test_validation_errors_write_nothing(tmp_path, digits_dir, capsys):
     workdir = tmp_path / "w"
     for override in ("--config.model.name=mobilenet_v9", "--config.data.dataset=image_folder:/nonexistent/dir",
                      "--config.batch_size=0", "--config.data.train_augment=mixup", "--config.eval_shift=-1"):
-        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", f"--config.data.data_dir={digits_dir}",
-                         override, "--workdir", str(workdir))
+        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
+                         f"--config.data.data_dir={digits_dir}", override, "--workdir", str(workdir))
         line = one_error_line(cap.err)
         assert code == 2, line
         assert not os.path.exists(workdir), override
@@ -208,8 +208,8 @@ def test_bad_model_settings_fail_before_the_data_is_prepared(tmp_path, capsys):
     data_dir.mkdir()
     for override, message in (("--config.model.name=mobilenet_v9", "unknown model 'mobilenet_v9'"),
                               ("--config.model.groups=2", "config.model.groups=2 is not an option of mobilenet_v2")):
-        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", f"--config.data.data_dir={data_dir}",
-                         override, "--workdir", str(tmp_path / "w"))
+        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
+                         f"--config.data.data_dir={data_dir}", override, "--workdir", str(tmp_path / "w"))
         assert code == 2 and message in one_error_line(cap.err)
         assert not os.listdir(data_dir) and not os.path.exists(tmp_path / "w")
 
