@@ -205,14 +205,16 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
                                  class_names=read_class_names(args.class_names, args.num_classes))))
     elif args.command == "summary":
         from mobilejax.summary import print_summary, summarize
-        print_summary(summarize(args.model, args.alpha, args.resolution, args.num_classes, **parse_args(args.option)),
+        options = _model_options(args.option, ("alpha", "num_classes"))
+        print_summary(summarize(args.model, args.alpha, args.resolution, args.num_classes, **options),
                       as_json=args.json)
     elif args.command == "bench":
         from mobilejax.bench import print_benchmark, run_benchmark
         print_benchmark(run_benchmark(args.model, alpha=args.alpha, resolution=args.resolution, batch=args.batch,
                                       mode=args.mode, steps=args.steps, num_classes=args.num_classes,
                                       dtype=args.dtype, depthwise_impl=args.depthwise_impl,
-                                      options=parse_args(args.option)), as_json=args.json)
+                                      options=_model_options(args.option, ("alpha", "num_classes", "depthwise_impl",
+                                                                           "dtype"))), as_json=args.json)
     elif args.command == "sweep":
         from mobilejax.sweeps import run_sweep
         from mobilejax.sweeps.launchers import SlurmOptions
@@ -225,6 +227,19 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
         from mobilejax.sweeps import write_report
         write_report(args.workdir, echo=True)
     return 0
+
+
+def _model_options(items: list[str], own_flags: tuple[str, ...]) -> dict:
+    """The `--option KNOB=VALUE` flags as a dict; a knob that has its own flag (e.g. alpha) is refused, naming it."""
+    from mobilejax.config import parse_args
+    from mobilejax.errors import UsageError
+    options = parse_args(items)
+    for knob in options:
+        if knob in own_flags:
+            flag = "--" + knob.replace("_", "-")
+            raise UsageError(f"--option {knob}={options[knob]}: {knob} has its own flag; use {flag} "
+                             f"{options[knob]} instead")
+    return options
 
 
 def _error(msg: str) -> None:

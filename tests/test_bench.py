@@ -68,3 +68,13 @@ def test_console_entry_reexecs_with_hugepage_malloc():
                           "--resolution", "32", "--batch", "2", "--steps", "1", "--json"],
                          capture_output=True, text=True, env=env, timeout=300, check=True).stdout
     assert "glibc.malloc.hugetlb=1" in json.loads(out.strip().splitlines()[-1])["glibc_tunables"]
+
+
+@pytest.mark.parametrize("command,knob,flag", [("bench", "alpha=0.5", "--alpha"),
+                                               ("bench", "depthwise_impl=xla", "--depthwise-impl"),
+                                               ("summary", "num_classes=10", "--num-classes")])
+def test_option_that_has_its_own_flag_is_one_line(command, knob, flag, capsys):
+    assert cli.main([command, "mobilenet_v2", "--resolution", "32", "--option", knob]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mobilejax: error: --option {knob}: {knob.split('=')[0]} has its own flag; use {flag} "
+                   f"{knob.split('=')[1]} instead"]
