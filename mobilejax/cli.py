@@ -8,7 +8,8 @@
     mobilejax export  --workdir DIR [--format tflite] [--quantize none|float16|int8] [--out FILE]
     mobilejax summary MODEL [--alpha A] [--resolution R] [--num-classes N] [--option KNOB=VALUE] [--json]
     mobilejax bench   MODEL [--alpha A] [--resolution R] [--batch B] [--mode train|infer] [--option KNOB=VALUE] [--json]
-    mobilejax sweep   EXPERIMENT --workdir DIR [--parallel N] [--seeds N] [--dry-run] [--launcher local|slurm ...]
+    mobilejax sweep   EXPERIMENT --workdir DIR [--parallel N] [--seeds N] [--dry-run] [--restore RUNS_JSONL]
+                      [--launcher local|slurm ...]
     mobilejax report  DIR
 
 Configs are ml-collections files (`get_config(arg)`), with big_vision-style arguments after a colon
@@ -150,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--dry-run", action="store_true")
     sw.add_argument("--seeds", type=int, default=None, metavar="N",
                     help="run every trial with seeds 0..N-1 (overrides the experiment file's seeds)")
+    sw.add_argument("--restore", action="append", default=[], metavar="RUNS_JSONL",
+                    help="first write the finished runs recorded in this runs.jsonl (of `mobilejax report`) into "
+                         "--workdir, so they are skipped and reported (repeatable)")
     sw.add_argument("--launcher", default="local", help="local (this machine) or slurm (one array job, submitit)")
     slurm = sw.add_argument_group("slurm launcher (one array task per run)")
     slurm.add_argument("--partition", default=None)
@@ -222,7 +226,7 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
                              cpus_per_trial=args.cpus_per_trial, time_min=args.time, nodes=args.nodes,
                              mem_gb=args.mem_gb, max_parallel=args.max_parallel, account=args.account)
         return run_sweep(args.experiment, args.workdir, parallel=args.parallel, dry_run=args.dry_run,
-                         seeds=args.seeds, launcher=args.launcher, slurm=slurm)
+                         seeds=args.seeds, launcher=args.launcher, slurm=slurm, restore=args.restore)
     elif args.command == "report":
         from mobilejax.sweeps import write_report
         write_report(args.workdir, echo=True)

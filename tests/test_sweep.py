@@ -307,3 +307,56 @@ def test_shipped_experiments_validate(tmp_path, capsys):
         lines = capsys.readouterr().out.strip().splitlines()
         assert len(lines) == len(exp["runs"]) == len(exp["trials"]) * len(exp["seeds"])
         assert not any(os.path.isdir(os.path.join(tmp_path, f, t["name"])) for t in exp["trials"])
+
+
+def test_restore_continues_a_sweep_elsewhere_from_its_records(tmp_path, image_folder, capsys):
+    # a sweep runs on one machine; its report's runs.jsonl (no checkpoints) continues it in another directory
+    exp = experiment(tmp_path, image_folder, product={"data.random_flip": [True, False]}, seeds=[0, 1])
+    first = str(tmp_path / "first")
+    assert run_sweep(exp, first, max_trials=3, in_process=True) == 0
+    report = write_report(first, echo=False)
+    records = report["files"]["runs_jsonl"]
+    lines = [json.loads(line) for line in open(records)]
+    assert [r["run"] for r in lines] == [r["run"] for r in report["rows"] if r["status"] == "done"]
+    assert len(lines) == 3 and all(set(r) == {"version", "experiment", "base", "fixed", "run", "trial", "seed",
+                                              "overrides", "results", "metrics"} for r in lines)
+
+    second = str(tmp_path / "second")
+    capsys.readouterr()
+    assert run_sweep(exp, second, in_process=True, restore=[records]) == 0
+    err = capsys.readouterr().err
+    assert f"restored 3 finished run(s) from {records}" in err
+    names = [r["run"] for r in report["rows"]]
+    trained = [n for n in names if os.path.exists(os.path.join(second, n, "train.log"))]
+    assert trained == names[3:]  # only the run the first machine had not finished
+    again = write_report(second, echo=False)
+    assert [r["status"] for r in again["rows"]] == ["done"] * 4
+    for old, new in zip(report["rows"][:3], again["rows"][:3]):
+        keys = ("best_accuracy", "params", "macs", "wall_time_s")
+        assert [new[k] for k in keys] == [old[k] for k in keys]
+    assert [t["n"] for t in again["trials"]] == [2, 2]
+    # restoring into a directory that already has the runs changes nothing
+    assert run_sweep(exp, second, in_process=True, restore=[records]) == 0
+    assert "restored 0 finished run(s)" in capsys.readouterr().err
+
+
+def test_restore_refuses_records_of_other_settings(tmp_path, image_folder, capsys):
+    exp = experiment(tmp_path, image_folder, trials=[{"model.alpha": 0.25}], seeds=[0])
+    first = str(tmp_path / "first")
+    assert run_sweep(exp, first, in_process=True) == 0
+    records = write_report(first, echo=False)["files"]["runs_jsonl"]
+    changed = experiment(tmp_path, image_folder, name="changed.py", trials=[{"model.alpha": 0.25}], seeds=[0],
+                         fixed={**fixed(image_folder), "num_train_steps": 4})
+    second = str(tmp_path / "second")
+    capsys.readouterr()
+    assert run_sweep(changed, second, in_process=True, restore=[records]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was trained with other settings" in err[0] and "num_train_steps=3 vs 4" in err[0]
+    run = load_experiment(changed)["runs"][0]["name"]
+    assert not os.path.exists(os.path.join(second, run, "results.json"))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"run": "seed-0"}\n')
+    for path, says in ((str(bad), "line 1 is not a run record"), (str(tmp_path / "none.jsonl"), "no such file")):
+        assert cli.main(["sweep", exp, "--workdir", str(tmp_path / "third"), "--restore", path]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err

@@ -1,5 +1,6 @@
 """Sweep reports: `mobilejax report DIR` writes report.md, report.csv (one row per trial), runs.csv (one row per run),
-comparisons.csv, accuracy_vs_macs.png and learning_curves.png.
+comparisons.csv, accuracy_vs_macs.png, learning_curves.png and, for a sweep directory, runs.jsonl (the finished
+runs as portable records that `mobilejax sweep --restore` brings into another sweep directory: records.py).
 
 Works on any directory of training runs: a sweep directory (its `sweep.json` lists the runs, so runs not started yet
 are reported as missing) or, without one, every sub-directory holding a run (and their `seed-<s>` runs). Partially
@@ -21,6 +22,7 @@ import sys
 
 from mobilejax.metrics import plot_learning_curves, read_metrics
 from mobilejax.sweeps.experiment import find_runs
+from mobilejax.sweeps.records import write_records
 from mobilejax.sweeps.stats import compare, mean_std
 from mobilejax.workdir import read_json
 
@@ -279,6 +281,9 @@ def write_report(workdir: str, echo: bool = True) -> dict:
         files["comparisons_csv"] = _write_csv(os.path.join(workdir, "comparisons.csv"), COMPARISON_COLUMNS, [
             [c["comparison"], c["a"], c["b"], c["n_a"], c["n_b"], g(c["mean_a"]), g(c["mean_b"]), g(c["diff"]),
              g(c["lo"]), g(c["hi"]), g(c["dof"]), c["verdict"]] for c in comps])
+    records = write_records(workdir, manifest, rows) if manifest else None
+    if records:
+        files["runs_jsonl"] = records
     plot = plot_accuracy_vs_macs(trials, os.path.join(workdir, "accuracy_vs_macs.png"), f"{name}: accuracy vs. MACs")
     if plot:
         files["accuracy_vs_macs"] = plot

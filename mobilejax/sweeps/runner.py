@@ -17,6 +17,7 @@ import traceback
 from mobilejax.sweeps.experiment import (SweepError, command_line, config_args, find_runs, load_experiment, train_argv,
                                         validate_trial)
 from mobilejax.sweeps.launchers import LAUNCHERS, SlurmOptions, sbatch_script, submit_slurm
+from mobilejax.sweeps.records import restore_records
 from mobilejax.workdir import RESULTS_FILE, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
@@ -268,7 +269,8 @@ def _run_trials(exp, todo, workdir, state, parallel, in_process) -> list[str]:
 
 def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = False, *, seeds: int | None = None,
               max_trials: int | None = None, in_process: bool = False, report: bool = True, launcher: str = "local",
-              slurm: SlurmOptions | None = None, cluster: str | None = None, wait: bool = False) -> int:
+              slurm: SlurmOptions | None = None, cluster: str | None = None, wait: bool = False,
+              restore: list[str] | None = None) -> int:
     """Validate every trial, then run the unfinished runs (one per trial, or one per trial and seed) `parallel` at a
     time; 0 if none failed, 1 if some failed, 2 for an invalid experiment or sweep directory, 130 if interrupted.
 
@@ -277,7 +279,8 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
     this call (the rest stay pending for a rerun); `in_process` runs them in this process instead of
     `mobilejax train` subprocesses (only with parallel=1). `launcher="slurm"` submits the unfinished runs as one
     SLURM array job with the `slurm` resources instead (launchers.py; `cluster="local"` runs that job locally and
-    `wait` waits for it, for tests)."""
+    `wait` waits for it, for tests). `restore`: runs.jsonl files of `mobilejax report` whose finished runs are
+    written into `workdir` first and then skipped (records.py; e.g. a sweep continued on another machine)."""
     try:
         if launcher not in LAUNCHERS:
             raise SweepError(f"unknown launcher {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
@@ -294,6 +297,11 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
                 validate_trial(exp, run)
                 validated.add(run["trial"])
         manifest = _init_sweep_dir(exp, workdir)
+        for path in restore or []:  # before the dry runs too: a SLURM dry run then leaves the restored runs out
+            names, foreign = restore_records(exp, workdir, path)
+            print(f"[sweep] restored {len(names)} finished run(s) from {path}"
+                  + (f" ({foreign} record(s) of runs this experiment does not have: ignored)" if foreign else ""),
+                  file=sys.stderr, flush=True)
     except SweepError as e:
         print(f"mobilejax: error: {e}", file=sys.stderr)
         return 2
