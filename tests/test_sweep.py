@@ -319,7 +319,7 @@ def test_restore_continues_a_sweep_elsewhere_from_its_records(tmp_path, image_fo
     lines = [json.loads(line) for line in open(records)]
     assert [r["run"] for r in lines] == [r["run"] for r in report["rows"] if r["status"] == "done"]
     assert len(lines) == 3 and all(set(r) == {"version", "experiment", "base", "fixed", "run", "trial", "seed",
-                                              "overrides", "results", "metrics"} for r in lines)
+                                              "overrides", "config", "results", "metrics"} for r in lines)
 
     second = str(tmp_path / "second")
     capsys.readouterr()
@@ -354,6 +354,21 @@ def test_restore_refuses_records_of_other_settings(tmp_path, image_folder, capsy
     assert len(err) == 1 and "was trained with other settings" in err[0] and "num_train_steps=3 vs 4" in err[0]
     run = load_experiment(changed)["runs"][0]["name"]
     assert not os.path.exists(os.path.join(second, run, "results.json"))
+    # the same experiment file, but its base config file changed since: the resolved configs differ
+    base = tmp_path / "base.py"
+    base.write_text("from mobilejax.config import get_config as default_config, model_config\n\n\n"
+                    "def get_config(arg=None):\n    config = default_config()\n"
+                    "    config.model = model_config('mobilenet_v1', small_input=True)\n"
+                    "    config.optim.label_smoothing = 0.0\n    return config\n")
+    exp_b = experiment(tmp_path, image_folder, name="exp_b.py", base=str(base), trials=[{"model.alpha": 0.25}],
+                       seeds=[0])
+    assert run_sweep(exp_b, str(tmp_path / "b1"), in_process=True) == 0
+    records_b = write_report(str(tmp_path / "b1"), echo=False)["files"]["runs_jsonl"]
+    base.write_text(base.read_text().replace("label_smoothing = 0.0", "label_smoothing = 0.2"))
+    capsys.readouterr()
+    assert run_sweep(exp_b, str(tmp_path / "b2"), in_process=True, restore=[records_b]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config optim.label_smoothing=0.0 vs 0.2" in err[0], err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"run": "seed-0"}\n')
     for path, says in ((str(bad), "line 1 is not a run record"), (str(tmp_path / "none.jsonl"), "no such file")):

@@ -3,11 +3,14 @@ directories, so a sweep can be continued on another machine (or after its direct
 
 `mobilejax report DIR` writes DIR/runs.jsonl: one line per finished run of a sweep directory, holding what the report
 needs (the run's results.json and metrics.jsonl) and the settings it was trained with (the experiment's base config,
-fixed overrides and the run's own overrides). No checkpoints: a record is a result, not a run to resume.
+fixed overrides and the run's own overrides, and the whole resolved config). No checkpoints: a record is a result,
+not a run to resume.
 
 `mobilejax sweep EXPERIMENT --workdir DIR --restore FILE` writes each record whose run is in the experiment back into
-DIR/<run>/ (results.json, metrics.jsonl, status.json "done"), so the sweep skips those runs and reports them; a
-record trained with other settings than the experiment now declares is refused, naming the first difference.
+DIR/<run>/ (results.json, metrics.jsonl, config.json, status.json "done"), so the sweep skips those runs and reports
+them. A record trained with other settings than the experiment now declares is refused, naming the first difference:
+in its fixed or own overrides, or in the resolved config (e.g. the base config file changed since). Config keys that
+only one side has (a knob added to mobilejax later) are not compared.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import json
 import os
 
 from mobilejax.metrics import read_metrics
-from mobilejax.sweeps.experiment import SweepError
-from mobilejax.workdir import METRICS_FILE, RESULTS_FILE, read_json, write_json
+from mobilejax.sweeps.experiment import SweepError, config_args
+from mobilejax.workdir import CONFIG_FILE, METRICS_FILE, RESULTS_FILE, read_json, write_json
 
 RECORDS_FILE = "runs.jsonl"
 RECORD_VERSION = 1
@@ -37,7 +40,8 @@ def write_records(sweep_dir: str, manifest: dict, rows: list[dict]) -> str | Non
         for r in done:
             record = {"version": RECORD_VERSION, "experiment": manifest.get("name"), "base": manifest.get("base"),
                       "fixed": manifest.get("fixed") or {}, "run": r["run"], "trial": r["trial"], "seed": r["seed"],
-                      "overrides": r["overrides_dict"], "results": read_json(os.path.join(r["dir"], RESULTS_FILE)),
+                      "overrides": r["overrides_dict"], "config": read_json(os.path.join(r["dir"], CONFIG_FILE)),
+                      "results": read_json(os.path.join(r["dir"], RESULTS_FILE)),
                       "metrics": read_metrics(r["dir"])}
             f.write(json.dumps(_canonical(record)) + "\n")
     return path
@@ -56,7 +60,7 @@ def read_records(path: str) -> list[dict]:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise SweepError(f"--restore {path!r}: line {i} is not JSON ({e.msg})") from None
-            missing = [k for k in ("run", "base", "fixed", "overrides", "results", "metrics")
+            missing = [k for k in ("run", "base", "fixed", "overrides", "config", "results", "metrics")
                        if not isinstance(record, dict) or k not in record]
             if missing or not isinstance(record.get("results"), dict):
                 raise SweepError(f"--restore {path!r}: line {i} is not a run record (missing "
@@ -65,8 +69,20 @@ def read_records(path: str) -> list[dict]:
     return records
 
 
+def _config_difference(old, new, prefix: str = "") -> str | None:
+    """The first dotted key that both configs have with different values; None if there is none."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return None if old == new else f"config {prefix.rstrip('.')}={old!r} vs {new!r}"
+    for key in sorted(set(old) & set(new)):
+        diff = _config_difference(old[key], new[key], f"{prefix}{key}.")
+        if diff:
+            return diff
+    return None
+
+
 def _difference(record: dict, exp: dict, run: dict) -> str | None:
     """The first setting in which the record's run differs from the experiment's run; None if they match."""
+    from mobilejax.config import load_config
     if record["base"] != exp["base"]:
         return f"base config {record['base']!r} vs {exp['base']!r}"
     for what, old, new in (("fixed", record["fixed"], _canonical(exp["fixed"])),
@@ -74,7 +90,9 @@ def _difference(record: dict, exp: dict, run: dict) -> str | None:
         for key in sorted(set(old) | set(new)):
             if old.get(key, "(unset)") != new.get(key, "(unset)"):
                 return f"{what} {key}={old.get(key, '(unset)')!r} vs {new.get(key, '(unset)')!r}"
-    return None
+    if record["config"] is None:
+        return "the record has no config"
+    return _config_difference(record["config"], _canonical(load_config(config_args(exp, run)).to_dict()))
 
 
 def restore_records(exp: dict, sweep_dir: str, path: str) -> tuple[list[str], int]:
@@ -101,6 +119,7 @@ def restore_records(exp: dict, sweep_dir: str, path: str) -> tuple[list[str], in
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, METRICS_FILE), "w") as f:
             f.writelines(json.dumps(m) + "\n" for m in record["metrics"])
+        write_json(os.path.join(d, CONFIG_FILE), record["config"])
         write_json(os.path.join(d, "status.json"), {
             "name": run["name"], "trial": run["trial"], "seed": run["seed"], "overrides": run["overrides"],
             "status": "done", "restored_from": os.path.abspath(path)})
