@@ -351,7 +351,7 @@ def test_restore_refuses_records_of_other_settings(tmp_path, image_folder, capsy
     capsys.readouterr()
     assert run_sweep(changed, second, in_process=True, restore=[records]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "was trained with other settings" in err[0] and "num_train_steps=3 vs 4" in err[0]
+    assert len(err) == 1 and "was trained with other settings" in err[0] and "config num_train_steps=3 vs 4" in err[0]
     run = load_experiment(changed)["runs"][0]["name"]
     assert not os.path.exists(os.path.join(second, run, "results.json"))
     # the same experiment file, but its base config file changed since: the resolved configs differ

@@ -8,9 +8,9 @@ not a run to resume.
 
 `mobilejax sweep EXPERIMENT --workdir DIR --restore FILE` writes each record whose run is in the experiment back into
 DIR/<run>/ (results.json, metrics.jsonl, config.json, status.json "done"), so the sweep skips those runs and reports
-them. A record trained with other settings than the experiment now declares is refused, naming the first difference:
-in its fixed or own overrides, or in the resolved config (e.g. the base config file changed since). Config keys that
-only one side has (a knob added to mobilejax later) are not compared.
+them. A record whose resolved config differs from what the experiment's run resolves to now (another fixed value or
+override, or a base config file changed since) is refused, naming the first differing key. Config keys that only one
+side has (a knob added to mobilejax later) are not compared.
 """
 from __future__ import annotations
 
@@ -81,16 +81,11 @@ def _config_difference(old, new, prefix: str = "") -> str | None:
 
 
 def _difference(record: dict, exp: dict, run: dict) -> str | None:
-    """The first setting in which the record's run differs from the experiment's run; None if they match."""
+    """The first config key in which the record's run differs from what the experiment's run resolves to now; None
+    if they match. Only the resolved configs count: the same settings written another way (a fixed value moved into
+    the base config, say) still match."""
     from mobilejax.config import load_config
-    if record["base"] != exp["base"]:
-        return f"base config {record['base']!r} vs {exp['base']!r}"
-    for what, old, new in (("fixed", record["fixed"], _canonical(exp["fixed"])),
-                           ("overrides", record["overrides"], _canonical(run["overrides"]))):
-        for key in sorted(set(old) | set(new)):
-            if old.get(key, "(unset)") != new.get(key, "(unset)"):
-                return f"{what} {key}={old.get(key, '(unset)')!r} vs {new.get(key, '(unset)')!r}"
-    if record["config"] is None:
+    if not isinstance(record["config"], dict):
         return "the record has no config"
     return _config_difference(record["config"], _canonical(load_config(config_args(exp, run)).to_dict()))
 
