@@ -50,6 +50,8 @@ def get_config():
     config.data.random_flip = True
     config.data.min_crop_area = 0.08             # random_resized_crop's smallest area fraction
     config.data.crop_padding = 4                 # pad_crop's padding, in pixels at image_size
+    config.data.mixup_alpha = 0.0                # MixUp of batch neighbours, lam ~ Beta(a, a) (train/mixing.py); 0: off
+    config.data.cutmix_alpha = 0.0               # CutMix likewise; both > 0: one of the two per batch, 50/50
     config.data.eval_resize = "center_crop"      # "center_crop" (resize shorter side, crop 87.5%) | "resize"
     config.data.eval_crop_fraction = 0.875
     config.data.normalize = "imagenet"            # "imagenet" (mean/std, torchvision) | "minus_one_one" (Keras)

@@ -193,7 +193,8 @@ def test_config_file_errors(tmp_path, capsys):
 def test_validation_errors_write_nothing(tmp_path, digits_dir, capsys):
     workdir = tmp_path / "w"
     for override in ("--config.model.name=mobilenet_v9", "--config.data.dataset=image_folder:/nonexistent/dir",
-                     "--config.batch_size=0", "--config.data.train_augment=mixup", "--config.eval_shift=-1"):
+                     "--config.batch_size=0", "--config.data.train_augment=mixup", "--config.eval_shift=-1",
+                     "--config.data.mixup_alpha=-0.2"):
         code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
                          f"--config.data.data_dir={digits_dir}", override, "--workdir", str(workdir))
         line = one_error_line(cap.err)

@@ -144,6 +144,7 @@ def test_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
     c.eval_every_epochs = 100
     c.optim.ema_decay = 0.9
     c.model.dropout = 0.2   # exercises the dropout RNG across the resume
+    c.data.mixup_alpha, c.data.cutmix_alpha = 0.4, 1.0  # and the mixing RNG
     full = str(tmp_path / "full")
     train_and_evaluate(c, full)
 

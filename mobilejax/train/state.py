@@ -12,6 +12,7 @@ from jax.sharding import Mesh
 
 from mobilejax.errors import UsageError
 from mobilejax.models import create_model_from_config
+from mobilejax.train import mixing
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -36,6 +37,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if config.dtype not in DTYPES:
         raise UsageError(f"unknown dtype {config.dtype!r}; allowed: {', '.join(DTYPES)}")
     eval_views(config)
+    mixing.validate(config.data.get("mixup_alpha", 0.0), config.data.get("cutmix_alpha", 0.0))
     # the model's name and knobs, before any data set is opened (preparing a tfds set can take minutes); the number
     # of classes comes from the data, so any placeholder builds the same network body here
     create_model_from_config(config.model, num_classes=config.model.num_classes or 2)

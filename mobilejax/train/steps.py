@@ -15,6 +15,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from mobilejax.train import mixing
 from mobilejax.train.state import TrainState, eval_views
 
 
@@ -25,13 +26,20 @@ def cross_entropy(logits, labels, num_classes: int, smoothing: float = 0.0):
     return optax.softmax_cross_entropy(logits, targets)
 
 
-def train_step(state: TrainState, batch, rng, *, label_smoothing: float, ema_decay: float, schedule):
+def train_step(state: TrainState, batch, rng, *, label_smoothing: float, ema_decay: float, schedule,
+               mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
     dropout_rng = jax.random.fold_in(rng, state.step)
+    mixed = mixup_alpha or cutmix_alpha
+    images, partner_labels, lam = mixing.mix_batch(jax.random.fold_in(dropout_rng, 1), batch["image"], batch["label"],
+                                                   mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha)
 
     def loss_fn(params):
-        logits, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, batch["image"],
+        logits, new_vars = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, images,
                                           train=True, mutable=["batch_stats"], rngs={"dropout": dropout_rng})
-        loss = cross_entropy(logits, batch["label"], logits.shape[-1], label_smoothing).mean()
+        loss = cross_entropy(logits, batch["label"], logits.shape[-1], label_smoothing)
+        if mixed:  # the cross-entropy against the mixed targets (it is linear in the targets)
+            loss = lam * loss + (1.0 - lam) * cross_entropy(logits, partner_labels, logits.shape[-1], label_smoothing)
+        loss = loss.mean()
         return loss, (logits, new_vars["batch_stats"])
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -87,8 +95,11 @@ class Steps:
         self.repl = NamedSharding(mesh, P())
         self.data = NamedSharding(mesh, P("data"))
         self.use_ema = bool(config.optim.ema_decay)
+        mix = config.data.get("mixup_alpha", 0.0), config.data.get("cutmix_alpha", 0.0)
+        mixing.validate(*mix)
         train = functools.partial(train_step, label_smoothing=config.optim.label_smoothing,
-                                  ema_decay=config.optim.ema_decay, schedule=schedule)
+                                  ema_decay=config.optim.ema_decay, schedule=schedule,
+                                  mixup_alpha=float(mix[0]), cutmix_alpha=float(mix[1]))
         self.train = jax.jit(train, in_shardings=(self.repl, self.data, self.repl),
                              out_shardings=(self.repl, self.repl), donate_argnums=(0,))
         flip, shift = eval_views(config)
