@@ -96,3 +96,36 @@ def test_bad_alpha_is_one_clear_error(value):
         mixing.validate(value, 0.0)
     with pytest.raises(UsageError, match=r"data.cutmix_alpha=.* allowed: a number >= 0"):
         mixing.validate(0.0, value)
+
+
+def test_the_configured_train_step_mixes_its_batch():
+    """`data.mixup_alpha` / `data.cutmix_alpha` reach the compiled step: its loss is the mixed-target loss of the
+    batch mixed with the step's own key (and differs from the unmixed loss)."""
+    from mobilejax.config import get_config, model_config
+    from mobilejax.optim import create_optimizer, create_schedule
+    from mobilejax.train import Steps, build_model, init_state, make_mesh
+
+    config = get_config()
+    config.model = model_config("mobilenet_v1", alpha=0.25, small_input=True, dropout=0.0)
+    config.optim.label_smoothing, config.optim.warmup_epochs, config.optim.schedule = 0.1, 0.0, "constant"
+    model = build_model(config, 5)
+    schedule = create_schedule(config.optim, 1, 1)
+    tx = create_optimizer(config.optim, schedule)
+    images, labels = _batch(n=8, size=16)
+    batch = {"image": images, "label": labels}
+    rng = jax.random.key(7)
+    losses = {}
+    for mix in ((0.0, 0.0), (0.4, 0.0), (0.0, 1.0)):
+        config.data.mixup_alpha, config.data.cutmix_alpha = mix
+        steps = Steps(config, schedule, make_mesh())
+        state = init_state(model, tx, jax.random.key(0), 16, False)
+        variables = {"params": state.params, "batch_stats": state.batch_stats}
+        mixed, partner, lam = mixing.mix_batch(jax.random.fold_in(jax.random.fold_in(rng, 0), 1), images, labels,
+                                               mixup_alpha=mix[0], cutmix_alpha=mix[1])
+        logits, _ = model.apply(variables, mixed, train=True, mutable=["batch_stats"])
+        expected = (lam * cross_entropy(logits, labels, 5, 0.1)
+                    + (1 - lam) * cross_entropy(logits, partner, 5, 0.1)).mean()
+        _, metrics = steps.train(state, steps.put_batch(batch), rng)  # donates the state: after the reference
+        np.testing.assert_allclose(float(metrics["loss"]), float(expected), rtol=1e-4)
+        losses[mix] = float(metrics["loss"])
+    assert len(set(losses.values())) == 3
