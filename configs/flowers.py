@@ -16,8 +16,9 @@ Measured (jax 0.10.2, 2026-11-24/25, the image-folder command above, run across 
 checkpoint): **86.3% validation accuracy** (val/, 736 photos; after epochs 10/20/.../150: 66.7/74.2/75.8/71.9/80.4/
 .../84.4/83.7/.../85.7/86.1/86.3%), 61 img/s, 8,842 s (2.5 h) of training wall time, partly on a machine shared with
 test suites. **Short of the 90% target**: the training accuracy reaches 98%, so the gap is overfitting on 2,934
-photos; stronger augmentation/regularisation, or starting from pretrained weights (configs/flowers_finetune.py), are
-the next levers. (The previous recipe, MobileNetV2 0.5 at 96 px for 40 epochs, reached 73.2%.)
+photos; stronger augmentation/regularisation (e.g. MixUp/CutMix: `--config.data.mixup_alpha=0.2
+--config.data.cutmix_alpha=1.0`, available since 2026-11-30, not yet measured on this recipe), or starting from
+pretrained weights (configs/flowers_finetune.py), are the next levers. (The previous recipe, MobileNetV2 0.5 at 96 px for 40 epochs, reached 73.2%.)
 """
 from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
 
