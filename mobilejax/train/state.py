@@ -37,7 +37,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     if config.dtype not in DTYPES:
         raise UsageError(f"unknown dtype {config.dtype!r}; allowed: {', '.join(DTYPES)}")
     eval_views(config)
-    mixing.validate(config.data.get("mixup_alpha", 0.0), config.data.get("cutmix_alpha", 0.0))
+    mixing.validate(config.data.mixup_alpha, config.data.cutmix_alpha)
     # the model's name and knobs, before any data set is opened (preparing a tfds set can take minutes); the number
     # of classes comes from the data, so any placeholder builds the same network body here
     create_model_from_config(config.model, num_classes=config.model.num_classes or 2)

@@ -95,11 +95,10 @@ class Steps:
         self.repl = NamedSharding(mesh, P())
         self.data = NamedSharding(mesh, P("data"))
         self.use_ema = bool(config.optim.ema_decay)
-        mix = config.data.get("mixup_alpha", 0.0), config.data.get("cutmix_alpha", 0.0)
-        mixing.validate(*mix)
         train = functools.partial(train_step, label_smoothing=config.optim.label_smoothing,
                                   ema_decay=config.optim.ema_decay, schedule=schedule,
-                                  mixup_alpha=float(mix[0]), cutmix_alpha=float(mix[1]))
+                                  mixup_alpha=float(config.data.mixup_alpha),
+                                  cutmix_alpha=float(config.data.cutmix_alpha))
         self.train = jax.jit(train, in_shardings=(self.repl, self.data, self.repl),
                              out_shardings=(self.repl, self.repl), donate_argnums=(0,))
         flip, shift = eval_views(config)
