@@ -56,8 +56,9 @@ def get_config(arg=None):
     config.optim.label_smoothing = 0.1
     config.batch_size = 256
     config.eval_batch_size = 500
-    config.num_epochs = 25
-    config.eval_every_epochs = 5
+    config.num_epochs = 28
+    config.eval_every_epochs = 7
     config.eval_flip = True
+    config.eval_shift = 2
     config.checkpoint_every_steps = 350
     return apply_args(config, args)
