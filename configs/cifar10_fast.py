@@ -10,9 +10,10 @@ Recipe (short-schedule tricks from the fast-CIFAR literature that apply to a Bat
 that does many epochs in the budget (MobileNetV3-Small 1.0, small-input stem, 17.5M MACs, ~230-250 img/s for the
 train step at batch 256 on 2 cores), batch 256, SGD + Nesterov with a 2-epoch linear warm-up to 0.3 then a linear
 decay to 0, weight decay 5e-4 (not on BN/bias), label smoothing 0.1, pad-4-and-crop + flip, no dropout, and
-test-time augmentation at evaluation: the mean logits of six views, the image and two copies moved by 2 pixels
-(down-right, up-left, reflected borders), each also mirrored (`eval_flip`, `eval_shift=2`). Trains on `train[:90%]`
-(45,000 images) and validates on `train[90%:]` (5,000, stratified by class for the image-folder copy).
+test-time augmentation at evaluation over six views: the logits of the image and its mirror image (half the weight)
+and of two copies moved by 2 pixels down-right and up-left (reflected borders), each with its mirror (a quarter each;
+`eval_flip`, `eval_shift=2`). Trains on `train[:90%]` (45,000 images) and validates on `train[90%:]` (5,000,
+stratified by class for the image-folder copy).
 
 Measured on the 2-core CPU (AMD EPYC, jax 0.10.2, 2026-11-30, quiet machine), with the image-folder command above
 (run with `eval_shift=0`; the test-time views do not change training, so the final checkpoint was then evaluated with
