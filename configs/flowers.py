@@ -18,7 +18,8 @@ checkpoint): **86.3% validation accuracy** (val/, 736 photos; after epochs 10/20
 test suites. **Short of the 90% target**: the training accuracy reaches 98%, so the gap is overfitting on 2,934
 photos; stronger augmentation/regularisation (e.g. MixUp/CutMix: `--config.data.mixup_alpha=0.2
 --config.data.cutmix_alpha=1.0`, available since 2026-11-30, not yet measured on this recipe), or starting from
-pretrained weights (configs/flowers_finetune.py), are the next levers. (The previous recipe, MobileNetV2 0.5 at 96 px for 40 epochs, reached 73.2%.)
+pretrained weights (configs/flowers_finetune.py), are the next levers. (The previous recipe, MobileNetV2 0.5 at
+96 px for 40 epochs, reached 73.2%.)
 """
 from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
 

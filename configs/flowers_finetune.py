@@ -22,7 +22,8 @@ AdamW 1e-3, 1 warm-up epoch, cosine decay, weight decay 0.05, label smoothing 0.
 the photo) + flip, batch 64, 30 epochs; validation on `val/` (736 photos), resize 146 + center crop 128.
 
 Measured (jax 0.10.2, 2026-11-25, the 2-core CPU, the image-folder commands above; init_from = the 25-epoch
-configs/cifar10_fast.py run with MobileNetV2 0.5, its default then, 87.8% on CIFAR-10), validation accuracy after epochs 5/10/15/20/25/30:
+configs/cifar10_fast.py run with MobileNetV2 0.5, its default then, 87.8% on CIFAR-10), validation accuracy after
+epochs 5/10/15/20/25/30:
 
 | start | val accuracy (val/, 736 photos) | curve | training wall time |
 |---|---|---|---|
