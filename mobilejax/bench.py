@@ -34,6 +34,18 @@ def _peak_memory_mb() -> dict:
     return out
 
 
+def _xla_cost(compiled) -> dict:
+    """XLA's own count of one call's arithmetic and memory traffic (bytes read + written by every fused kernel,
+    caches ignored): the basis of the memory-roofline floor, bytes over the device's bandwidth."""
+    try:
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        return {"xla_gflop": float(f"{float(cost['flops']) / 1e9:.4g}"),
+                "xla_gb_accessed": float(f"{float(cost['bytes accessed']) / 1e9:.4g}")}
+    except Exception:  # not every backend reports it
+        return {}
+
+
 def _temp_memory_mb(compiled) -> dict:
     try:
         mem = compiled.memory_analysis()
@@ -116,6 +128,7 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
     result.update(macs_per_image=macs,
                   achieved_gflop_s=round((6 if mode == "train" else 2) * macs * batch / med / 1e9, 2))
     result.update(_temp_memory_mb(compiled))
+    result.update(_xla_cost(compiled))
     result["glibc_tunables"] = os.environ.get("GLIBC_TUNABLES", "")
     result.update(_peak_memory_mb())
     return result
