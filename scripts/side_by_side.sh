@@ -8,6 +8,7 @@
 #   PEER_PYTHON: the interpreter that has the peer's framework (e.g. a venv with torch or keras); default python3.
 #   VARIANTS (peer_torch.py only): "eager" (default) and/or "compile" (torch.compile, inductor); each rep runs ours
 #     once, then every variant once.
+#   REP_FIRST: the number of the first rep (default 1), so that separate invocations append distinct pairs.
 #   SMALL_INPUT=1: the CIFAR stem on both sides (`--option small_input=True` / `--small-input`; mobilenet_v2).
 # Summarise with: python scripts/side_by_side_table.py OUT_JSONL
 set -u
@@ -18,7 +19,8 @@ device=${DEVICE:-cpu}
 ours_extra=${OURS_ARGS:-}; peer_extra=""
 if [ "${SMALL_INPUT:-0}" = 1 ]; then ours_extra="$ours_extra --option small_input=True"; peer_extra="--small-input"; fi
 load() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo ""; }
-for rep in $(seq "${REPS:-3}"); do
+first=${REP_FIRST:-1}
+for rep in $(seq "$first" $((first + ${REPS:-3} - 1))); do
   for m in ${MODELS:-mobilenet_v2 mobilenet_v3_large shufflenet_v2}; do
     for dt in ${DTYPES:-float32}; do
       l=$(load)
