@@ -9,7 +9,8 @@
 # (MOBILEJAX_CACHE_DIR for XLA, inductor's own cache) is warmed first by running all the programs at once; those
 # warm-up runs' timings are thrown away. Then scripts/side_by_side.sh alternates ours and the peer at 224 px, and,
 # while less than BUDGET_S seconds have passed, at the CIFAR shape (MobileNetV2 small-input stem, 32 px).
-# Writes OUT_DIR/train_b${BATCH}_bf16.jsonl, OUT_DIR/train_b${BATCH}_bf16_shift.jsonl, OUT_DIR/cifar_b${CIFAR_BATCH}_bf16.jsonl and OUT_DIR/env.txt;
+# Writes OUT_DIR/train_b${BATCH}_bf16.jsonl, OUT_DIR/train_b${BATCH}_bf16_shift.jsonl,
+# OUT_DIR/cifar_b${CIFAR_BATCH}_bf16.jsonl and OUT_DIR/env.txt;
 # summarise each with python scripts/side_by_side_table.py FILE.
 set -u
 peer=$1; out=$2; peer_python=${3:-python3}
