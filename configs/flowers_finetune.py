@@ -1,8 +1,10 @@
 """Fine-tuning on the tf_flowers photos from pretrained weights (`init_from`), against from-scratch at the same budget.
 
-    # pretrain on CIFAR-10 (configs/cifar10_fast.py with MobileNetV2 0.5, small-input stem, 32 px), then fine-tune:
+    # pretrain on CIFAR-10 (configs/cifar10_fast.py's batch-256 recipe of 2026-11-25 with MobileNetV2 0.5, small-input
+    # stem, 32 px), then fine-tune:
     mobilejax train --config configs/cifar10_fast.py:folder=../shared/data/cifar10,model=mobilenet_v2,alpha=0.5 \
-        --workdir runs/cifar10_fast_v2
+        --config.batch_size=256 --config.optim.learning_rate=0.3 --config.optim.label_smoothing=0.1 \
+        --config.num_epochs=25 --config.eval_every_epochs=5 --config.eval_shift=0 --workdir runs/cifar10_fast_v2
     mobilejax train --config configs/flowers_finetune.py:folder=../shared/data/flowers,init_from=runs/cifar10_fast_v2 \
         --workdir runs/flowers_finetune
     # the same recipe from scratch (the comparison):
