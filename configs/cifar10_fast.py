@@ -25,9 +25,9 @@ six-view evaluations, 10 s compile, 283 img/s on average); curve after epochs 7/
 --config.eval_every_epochs=7 --config.progress=False` over the previous defaults, which are this file's values now.)
 
 The previous default, batch 256 with peak learning rate 0.3 and label smoothing 0.1 for 25 epochs (evaluated every 5),
-reached **89.18%** six views / 88.56% flip views in **76.8 min** (4,607 s, 247 img/s; curve after epochs
-5/10/15/20/25, flip views: 74.9/79.5/82.3/85.8/88.6%); the batch-128 recipe is +0.4 points (six views) and +0.7
-(flip views) at the same time. Runs of that batch-256 recipe:
+reached **89.18%** six views / 88.56% flip views in **76.8 min** (4,607 s with five flip-only evaluations; the six
+views evaluated afterwards; 247 img/s; curve after epochs 5/10/15/20/25, flip views: 74.9/79.5/82.3/85.8/88.6%); the
+batch-128 recipe is +0.4 points (six views) and +0.7 (flip views) at the same time. Runs of that batch-256 recipe:
 
 Longer does not help inside the budget: 28 epochs (`--config.num_epochs=28 --config.eval_every_epochs=7`, same day, a
 slower sitting at 233 img/s, the four evaluations with six views) took **91.7 min** (5,500 s, over the budget) for
@@ -43,8 +43,8 @@ Nor do more test-time views: evaluated on the two batch-256 checkpoints above (2
 image and its mirror moved by every shift of 0-2 pixels in each direction, equal weights) give 89.32% / 89.22%
 against 89.18% / 89.04% for the six views: +0.1-0.2 points for 8x the evaluation cost, so the six views stay.
 
-History on this CPU (the batch-256 recipe otherwise): MobileNetV2 0.5 (28.0M MACs), an earlier default, reached 87.8% in
-25 epochs / 77.3 min and 88.3% in 30 epochs / 91.3 min (88.8% with eval_shift=2) on a machine whose step was ~1.75x
+History on this CPU (the batch-256 recipe otherwise): MobileNetV2 0.5 (28.0M MACs), an earlier default, reached 87.8%
+in 25 epochs / 77.3 min and 88.3% in 30 epochs / 91.3 min (88.8% with eval_shift=2) on a machine whose step was ~1.75x
 faster than the one above (`--config.model.name=mobilenet_v2 --config.model.alpha=0.5`); MobileNetV3-Small 1.0 learns
 faster per epoch (74.9 vs 71.4% after 5 epochs, 85.8 vs 81.7% after 20) and trains ~1.5x faster per image here.
 XLA:CPU flags, bfloat16 (3x slower on XLA:CPU) and splitting the two cores into two data-parallel devices (10% slower)
