@@ -58,6 +58,7 @@ def get_config():
     config.data.shuffle_buffer = 10_000
     config.data.cache = True                     # cache decoded examples in memory (small datasets)
     config.data.num_parallel_calls = -1          # -1: tf.data AUTOTUNE
+    config.data.pipeline = "tf"                  # "tf" (tf.data) | "memory" (small images decoded once; no TensorFlow)
 
     config.optim = ml_collections.ConfigDict()
     config.optim.optimizer = "sgd"               # "sgd" | "rmsprop" | "adamw"

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import shutil
+import sys
 
 from mobilejax.workdir import METRICS_FILE
 
@@ -42,7 +43,12 @@ class MetricWriter:
         os.replace(tmp, self.path)
         self._tb = None
         if tensorboard:
-            import tensorflow as tf  # CPU-only input-pipeline dependency; used here for its event-file writer
+            try:
+                import tensorflow as tf  # CPU-only input-pipeline dependency; used here for its event-file writer
+            except ImportError:  # e.g. a bare accelerator machine with the memory pipeline: metrics.jsonl only
+                print("mobilejax: TensorFlow is not installed: no TensorBoard event files (metrics.jsonl is written)",
+                      file=sys.stderr)
+                return
             tb_dir = os.path.join(workdir, "tensorboard")
             shutil.rmtree(tb_dir, ignore_errors=True)
             self._tb = tf.summary.create_file_writer(tb_dir)

@@ -81,9 +81,12 @@ def quiet_logs(verbose: bool = False, tensorflow: bool = False) -> None:
     except ImportError:
         pass
     if tensorflow and "tensorflow" not in sys.modules:
-        with stderr_to_devnull():
-            import tensorflow  # noqa: F401
-            import tensorflow_datasets as tfds
+        try:
+            with stderr_to_devnull():
+                import tensorflow  # noqa: F401
+                import tensorflow_datasets as tfds
+        except ImportError:  # not installed: only data.pipeline='memory' can run, and says so if another is asked
+            return
         tfds.disable_progress_bar()
 
 

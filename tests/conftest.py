@@ -13,7 +13,7 @@ def digits_dir(tmp_path_factory):
     """A tfds data_dir with the real `sklearn_digits` builder prepared in it (offline, about a second)."""
     import tensorflow_datasets as tfds
 
-    import mobilejax.data  # noqa: F401  (registers the builder)
+    import mobilejax.data.sklearn_digits  # noqa: F401  (registers the builder)
     d = str(tmp_path_factory.mktemp("tfds"))
     tfds.builder("sklearn_digits", data_dir=d).download_and_prepare()
     return d

@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-import mobilejax.data  # noqa: F401  (registers the sklearn_digits tfds builder)
+import mobilejax.data.sklearn_digits  # noqa: F401  (registers the sklearn_digits tfds builder)
 from mobilejax import cli
 from mobilejax.config import get_config, load_config, model_config
 from mobilejax.errors import UsageError

@@ -20,92 +20,21 @@ import functools
 from typing import Iterator
 
 import numpy as np
-import tensorflow as tf
 
 from mobilejax.data import preprocess
+from mobilejax.data.options import Options
 from mobilejax.data.sources import Split, open_source
+from mobilejax.data.tensorflow_cpu import tf
 
 _SHUFFLE_STREAM = 0x5348  # separate key streams for the epoch shuffle and the augmentation
 _AUGMENT_STREAM = 0x4155
 
 
-def _field(cfg, name, default=None):
-    try:
-        value = cfg[name]
-    except (KeyError, AttributeError, TypeError):
-        return default
-    return default if value is None else value
+def _parallel(o: Options) -> int:
+    return tf.data.AUTOTUNE if o.num_parallel_calls == -1 else o.num_parallel_calls
 
 
-@dataclasses.dataclass(frozen=True)
-class _Options:
-    dataset: str
-    data_dir: str | None
-    train_split: str
-    eval_split: str
-    image_size: int
-    train_augment: str
-    random_flip: bool
-    min_crop_area: float
-    crop_padding: int
-    pad_mode: str
-    eval_resize: str
-    eval_crop_fraction: float
-    shuffle_buffer: int
-    cache: bool
-    num_parallel_calls: int
-    normalize: str = "imagenet"
-
-    @classmethod
-    def from_config(cls, cfg) -> "_Options":
-        o = cls(
-            dataset=_field(cfg, "dataset", ""), data_dir=_field(cfg, "data_dir"),
-            train_split=_field(cfg, "train_split", "train"), eval_split=_field(cfg, "eval_split", "test"),
-            image_size=_field(cfg, "image_size", 224), train_augment=_field(cfg, "train_augment", "random_resized_crop"),
-            random_flip=bool(_field(cfg, "random_flip", True)), min_crop_area=float(_field(cfg, "min_crop_area", 0.08)),
-            crop_padding=_field(cfg, "crop_padding", 4), pad_mode=_field(cfg, "pad_mode", "reflect"),
-            eval_resize=_field(cfg, "eval_resize", "center_crop"),
-            eval_crop_fraction=float(_field(cfg, "eval_crop_fraction", 0.875)),
-            shuffle_buffer=_field(cfg, "shuffle_buffer", 10_000), cache=bool(_field(cfg, "cache", True)),
-            num_parallel_calls=_field(cfg, "num_parallel_calls", -1), normalize=_field(cfg, "normalize", "imagenet"))
-        o.validate()
-        return o
-
-    def validate(self):
-        def bad(name, value, allowed):
-            raise ValueError(f"data.{name}={value!r} is invalid; allowed: {allowed}")
-
-        if self.train_augment not in preprocess.TRAIN_AUGMENTS:
-            bad("train_augment", self.train_augment, ", ".join(repr(a) for a in preprocess.TRAIN_AUGMENTS))
-        if self.eval_resize not in preprocess.EVAL_RESIZES:
-            bad("eval_resize", self.eval_resize, ", ".join(repr(a) for a in preprocess.EVAL_RESIZES))
-        if self.normalize not in preprocess.NORMALIZATIONS:
-            bad("normalize", self.normalize, ", ".join(repr(a) for a in preprocess.NORMALIZATIONS))
-        if self.pad_mode not in preprocess.PAD_MODES:
-            bad("pad_mode", self.pad_mode, ", ".join(repr(a) for a in preprocess.PAD_MODES))
-        if not isinstance(self.image_size, int) or self.image_size < 1:
-            bad("image_size", self.image_size, "a positive integer")
-        if not 0.0 < self.min_crop_area <= 1.0:
-            bad("min_crop_area", self.min_crop_area, "a fraction in (0, 1]")
-        if not 0.0 < self.eval_crop_fraction <= 1.0:
-            bad("eval_crop_fraction", self.eval_crop_fraction, "a fraction in (0, 1]")
-        if not isinstance(self.crop_padding, int) or self.crop_padding < 0:
-            bad("crop_padding", self.crop_padding, "an integer >= 0")
-        if (self.train_augment == "pad_crop" and self.pad_mode == "reflect"
-                and self.crop_padding >= self.image_size):
-            bad("crop_padding", self.crop_padding, f"< image_size ({self.image_size}) with reflect padding")
-        if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 0:
-            bad("shuffle_buffer", self.shuffle_buffer, "an integer >= 0 (0 or 1: no shuffling)")
-        if not isinstance(self.num_parallel_calls, int) or (self.num_parallel_calls < 1
-                                                             and self.num_parallel_calls != -1):
-            bad("num_parallel_calls", self.num_parallel_calls, "-1 (AUTOTUNE) or a positive integer")
-
-    @property
-    def parallel(self) -> int:
-        return tf.data.AUTOTUNE if self.num_parallel_calls == -1 else self.num_parallel_calls
-
-
-def _eval_map(o: _Options):
+def _eval_map(o: Options):
     def fn(ex):
         image = preprocess.eval_preprocess(ex["image"], image_size=o.image_size, eval_resize=o.eval_resize,
                                            crop_fraction=o.eval_crop_fraction, normalization=o.normalize)
@@ -120,7 +49,7 @@ def _stream_key(seed: int, stream: int) -> tf.Tensor:
 class Datasets:
     """Train/eval input pipelines over one dataset; see `get_datasets`."""
 
-    def __init__(self, options: _Options, batch_size: int, eval_batch_size: int, seed: int, train: bool = True,
+    def __init__(self, options: Options, batch_size: int, eval_batch_size: int, seed: int, train: bool = True,
                  process: tuple[int, int] = (0, 1)):
         self._o = options
         self.batch_size = int(batch_size)
@@ -206,7 +135,7 @@ class Datasets:
         local_b = b // self.process_count
         if self.process_count > 1:  # this process's share of every global batch, chosen before the decode
             ds = ds.filter(lambda e, p, ex: tf.equal((p % b) // local_b, self.process_index))
-        ds = ds.map(augment, num_parallel_calls=o.parallel, deterministic=True)
+        ds = ds.map(augment, num_parallel_calls=_parallel(o), deterministic=True)
         ds = ds.batch(local_b, drop_remainder=True)
         return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
 
@@ -235,7 +164,7 @@ class Datasets:
         if self.process_count > 1:
             g, i = self.eval_batch_size, self.process_index
             ds = ds.enumerate().filter(lambda p, ex: tf.equal((p % g) // e, i)).map(lambda p, ex: ex)
-        ds = ds.map(_eval_map(self._o), num_parallel_calls=self._o.parallel, deterministic=True)
+        ds = ds.map(_eval_map(self._o), num_parallel_calls=_parallel(self._o), deterministic=True)
         ds = ds.batch(e).map(pad)
         if self.process_count > 1:  # a process whose share ran out early pads with empty batches (all mask 0)
             size = self._o.image_size
@@ -279,19 +208,9 @@ def _iterate(ds: tf.data.Dataset, source, split: Split) -> Iterator[dict]:
     return gen()
 
 
-def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int = 0, train: bool = True,
-                 process: tuple[int, int] = (0, 1)) -> Datasets:
-    """Open config.data's dataset and splits (validating names, splits and options now) -> `Datasets`.
-    `train=False` opens only the evaluation split (the training split is then opened on first use).
-    `process=(index, count)`: batches hold this process's share of the global `batch_size` / `eval_batch_size`."""
-    if int(batch_size) < 1 or int(eval_batch_size) < 1:
-        raise ValueError(f"batch_size={batch_size} and eval_batch_size={eval_batch_size} must be positive")
-    return Datasets(_Options.from_config(data_config), batch_size, eval_batch_size, seed, train, process)
-
-
 def load_image_for_predict(path: str, data_config) -> np.ndarray:
     """An image file -> float32 [image_size, image_size, 3] with the evaluation preprocessing of `data_config`."""
-    o = _Options.from_config(data_config)
+    o = Options.from_config(data_config)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"image file {path!r} does not exist")
     try:

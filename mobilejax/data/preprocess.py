@@ -5,14 +5,8 @@ so the same (seed, epoch, example position) always yields the same augmented ima
 """
 from __future__ import annotations
 
-import tensorflow as tf
-
-TRAIN_AUGMENTS = ("random_resized_crop", "pad_crop", "none")
-EVAL_RESIZES = ("center_crop", "resize")
-PAD_MODES = ("reflect", "zero")
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from mobilejax.data.options import EVAL_RESIZES, IMAGENET_MEAN, IMAGENET_STD, TRAIN_AUGMENTS
+from mobilejax.data.tensorflow_cpu import tf
 
 
 def decode(image_bytes: tf.Tensor) -> tf.Tensor:
@@ -32,9 +26,6 @@ def _resize(image: tf.Tensor, size) -> tf.Tensor:
 
     same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
     return tf.cond(same, lambda: tf.cast(image, tf.float32), resize)
-
-
-NORMALIZATIONS = ("imagenet", "minus_one_one")
 
 
 def normalize(image: tf.Tensor, mode: str = "imagenet") -> tf.Tensor:

@@ -2,7 +2,8 @@
 
 The 1,797 images ship inside the scikit-learn wheel (`sklearn.datasets.load_digits`); `download_and_prepare` writes
 them as TFRecords into `data_dir/sklearn_digits/1.0.0/` like any other TFDS dataset. Importing this module registers
-the builder, so `tfds.builder("sklearn_digits")` / `tfds.load("sklearn_digits")` work after `import mobilejax.data`.
+the builder, so `tfds.builder("sklearn_digits")` / `tfds.load("sklearn_digits")` work after
+`import mobilejax.data.sklearn_digits` (the tf.data pipeline imports it).
 
 Splits: a fixed stratified 80/20 split (seed 0): `train` (1,437 images) and `test` (360 images).
 Features: `image` uint8 [8, 8, 1] (grey levels 0..16 scaled to 0..255), `label` ClassLabel "0".."9".

@@ -5,20 +5,19 @@ A source hands out *undecoded* splits: a deterministic-order `tf.data.Dataset` o
 """
 from __future__ import annotations
 
-import collections
 import dataclasses
 import difflib
 import logging
 import os
-import random
 import re
 
-import tensorflow as tf
 import tensorflow_datasets as tfds
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")  # what tfds.folder_dataset.ImageFolder lists
-IMAGE_FOLDER_PREFIX = "image_folder:"
-STRATIFY_SEED = 0  # image folders: fixed shuffle inside each class before slicing
+from mobilejax.data import folders
+from mobilejax.data import sklearn_digits  # noqa: F401  (registers the `sklearn_digits` TFDS builder)
+from mobilejax.data.folders import IMAGE_EXTENSIONS
+from mobilejax.data.options import IMAGE_FOLDER_PREFIX
+from mobilejax.data.tensorflow_cpu import tf
 
 
 @dataclasses.dataclass
@@ -107,56 +106,16 @@ class TfdsSource:
 
 
 class ImageFolderSource:
-    """`image_folder:PATH`: PATH/<split>/<class>/*.jpg|jpeg|png, listed like `tfds.folder_dataset.ImageFolder`
-    (sorted splits, classes and files; class names = the union of class folders over all splits; hidden folders and
-    files are skipped).
-
-    Sub-splits (`train[:90%]`, `train[90%:]`, `train[10:50]`, `train+val`) use tfds's split syntax and rounding and
-    are stratified: each class's files are shuffled with a fixed seed, then all classes are interleaved in
-    proportion (file i of a class of n sits at (i + 0.5) / n), and the slice is taken from that order. Complementary
-    slices are therefore disjoint, cover the split, and each holds every class in proportion (up to one file)."""
+    """`image_folder:PATH`: PATH/<split>/<class>/*.jpg|jpeg|png, listed, ordered and sliced as `folders.py` says
+    (tfds's split syntax and rounding, stratified by class)."""
 
     def __init__(self, root: str, cache: bool):
         self.root = root
         self.where = f"image folder {root!r}"
         self._cache = cache
-        if not root:
-            raise ValueError(f"data.dataset='{IMAGE_FOLDER_PREFIX}' needs a path: "
-                             f"'{IMAGE_FOLDER_PREFIX}PATH' with PATH/<split>/<class>/*.jpg")
-        if not tf.io.gfile.isdir(root):
-            raise ValueError(f"{self.where} does not exist or is not a directory "
-                             f"(expected PATH/<split>/<class>/*.jpg|jpeg|png)")
-        self.split_files: dict[str, list[tuple[str, str]]] = {}  # split -> [(path, class name)], sorted
-        classes = set()
-        for split in sorted(_list_dirs(root)):
-            split_dir = os.path.join(root, split)
-            files = []
-            for cls in sorted(_list_dirs(split_dir)):
-                classes.add(cls)
-                cls_dir = os.path.join(split_dir, cls)
-                files.extend((os.path.join(cls_dir, f), cls) for f in sorted(tf.io.gfile.listdir(cls_dir))
-                             if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith("."))
-            self.split_files[split] = files
-        if not self.split_files:
-            raise ValueError(f"{self.where} has no split folders; expected PATH/<split>/<class>/*.jpg "
-                             "(e.g. PATH/train/cat/1.jpg)")
-        self.class_names = sorted(classes)
-        if not self.class_names:
-            raise ValueError(f"{self.where} has split folders ({', '.join(self.split_files)}) but no class folders "
-                             "in them; expected PATH/<split>/<class>/*.jpg")
+        # split -> [(path, class name)], sorted; tf.io.gfile also reads gs:// and other remote paths
+        self.split_files, self.class_names = folders.list_folder(root, tf.io.gfile.listdir, tf.io.gfile.isdir)
         self._label = {c: i for i, c in enumerate(self.class_names)}
-
-    def _stratified(self, split: str) -> list[tuple[str, str]]:
-        by_class = collections.defaultdict(list)
-        for path, cls in self.split_files[split]:
-            by_class[cls].append(path)
-        keyed = []
-        for cls, paths in by_class.items():
-            random.Random(f"{STRATIFY_SEED}/{split}/{cls}").shuffle(paths)
-            n = len(paths)
-            keyed.extend(((i + 0.5) / n, self._label[cls], path, cls) for i, path in enumerate(paths))
-        keyed.sort()
-        return [(path, cls) for _, _, path, cls in keyed]
 
     def select(self, spec: str) -> list[tuple[str, str]]:
         """The (path, class) pairs of a split spec, in stratified order."""
@@ -170,7 +129,8 @@ class ImageFolderSource:
             raise ValueError(f"invalid split {spec!r} for {self.where}: {e}") from None
         selected = []
         for a in absolute:
-            selected.extend(self._stratified(a.splitname)[a.from_:a.to])
+            selected.extend(folders.stratified(self.split_files[a.splitname], a.splitname,
+                                               self.class_names)[a.from_:a.to])
         return selected
 
     def load(self, spec: str) -> Split:
@@ -217,12 +177,6 @@ def find_unreadable(paths: list[str]) -> list[str]:
 def _first_line(error: Exception) -> str:
     msg = getattr(error, "message", None) or str(error)
     return msg.strip().splitlines()[0] if msg.strip() else type(error).__name__
-
-
-def _list_dirs(path: str) -> list[str]:
-    """Sub-folders of `path`, hidden ones (.git, .ipynb_checkpoints, ...) left out."""
-    names = (f.rstrip("/") for f in tf.io.gfile.listdir(path))
-    return [f for f in names if not f.startswith(".") and tf.io.gfile.isdir(os.path.join(path, f))]
 
 
 def _unknown_dataset_message(name: str) -> str:
