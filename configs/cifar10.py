@@ -10,6 +10,24 @@ Config arguments: model, alpha, res, epochs, batch, lr, folder=PATH (an image fo
 dotted key. Recipe: SGD + Nesterov 0.1, cosine, 1 warm-up epoch, weight decay 5e-5 (no decay on BN/bias), label
 smoothing 0.1, pad-and-crop + flip. The default 30 epochs take hours on a 2-core CPU (MobileNetV2 1.0 with the
 small-input stem costs ~90M MACs per image at 32 px); the ablation sweeps in experiments/ use shorter budgets.
+
+Full budget on one GPU (issue 10; one NVIDIA H200, 2026-11-30, jax 0.11.2, flax 0.12.10, optax 0.2.8; no TensorFlow
+on that machine, hence the in-memory pipeline), 200 epochs of MobileNetV2 1.0 with the small-input stem:
+
+    mobilejax train --config configs/cifar10.py:folder=../shared/data/cifar10 --config.data.pipeline=memory \
+      --config.num_epochs=200 --config.batch_size=512 --config.optim.learning_rate=0.4 \
+      --config.optim.weight_decay=5e-4 --config.dtype=bfloat16 --config.eval_every_epochs=10 \
+      --config.eval_batch_size=1000 --config.checkpoint_every_steps=2000 --workdir runs/cifar10_200ep
+
+Result: 90.84% at the end, 91.04% best (epoch 190) on train[90%:] (5,000 held-out images, one view), trained on
+train[:90%]; 364 s of training wall time (63 s of it compiling), 40.3k img/s. Curve every 10 epochs:
+75.8 76.2 77.0 75.4 79.4 80.1 82.9 82.5 81.4 80.5 84.7 84.9 86.4 86.5 87.8 88.7 90.0 90.5 91.0 90.8%. Train accuracy
+ends at 99.9%: the model fits the training images and the gap is generalisation, not optimisation. The same with batch
+256 and learning rate 0.2 (stopped by the device budget at epoch 187 of 200) stood at 89.96% at epoch 180, where the
+batch-512 run had 90.46%: the batch size is not what holds it back. This is short of the published 94.43%
+(kuangliu/pytorch-cifar, MobileNetV2, 200 epochs, batch 128, the 10,000 lossless test images, 50,000 training
+images); here the images are JPEG (quality ~75) re-encodings of CIFAR-10's pixels, for training and validation alike,
+and 5,000 fewer of them train. Metrics, config and results: docs/results/h200_cifar10_mnv2_200ep/.
 """
 from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
 
