@@ -175,6 +175,20 @@ def test_errors_name_the_value(folder, overrides, message):
         get_datasets(data_config(folder, **overrides), batch_size=4, eval_batch_size=4)
 
 
+def test_predict_preprocessing_matches_evaluation(folder):
+    from mobilejax.data import load_image_for_predict
+    cfg = data_config(folder, pipeline="memory", train_split="train", eval_split="train")
+    ds = get_datasets(cfg, batch_size=4, eval_batch_size=40)
+    paths = [p for p, _ in folders.select("train", *folders.list_folder(str(folder)), "here")]
+    batch = next(ds.eval_batches())
+    for i in (0, 7, 31):
+        np.testing.assert_array_equal(load_image_for_predict(paths[i], cfg), batch["image"][i])
+        np.testing.assert_array_equal(load_image_for_predict(paths[i], cfg), load_image_for_predict(
+            paths[i], data_config(folder, train_split="train", eval_split="train")))  # PNG: the tf.data pipeline too
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        load_image_for_predict(str(folder / "nope.png"), cfg)
+
+
 def test_unreadable_file_is_named(tmp_path):
     make_noise_folder(tmp_path, {"a": 4})
     (tmp_path / "train" / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
@@ -199,6 +213,12 @@ def test_train_without_tensorflow(folder, tmp_path):
     assert (results["steps"], results["eval_examples"], results["num_classes"]) == (2, 3, 3)  # train[90%:] of 32
     assert any(r["step"] == 2 and "eval_accuracy" in r for r in map(json.loads, open(tmp_path / "run" / "metrics.jsonl")))
     assert "no TensorBoard event files" in run.stderr
+    image = str(next((folder / "train" / "b").iterdir()))
+    predicted = subprocess.run([sys.executable, "-c", block, "predict", "--workdir", str(tmp_path / "run"), image],
+                               cwd=root, capture_output=True, text=True, timeout=600)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    row = json.loads(predicted.stdout.strip().splitlines()[-1])  # one JSON line per image
+    assert row["image"] == image and {t["class"] for t in row["top"]} == {"a", "b", "c"}
     refused = subprocess.run([sys.executable, "-c", block, "train", *common, "--workdir", str(tmp_path / "tf")],
                              cwd=root, capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "data.pipeline='tf' needs TensorFlow" in refused.stderr.strip().splitlines()[-1]

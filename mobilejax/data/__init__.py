@@ -16,8 +16,8 @@ import importlib
 
 from mobilejax.data.options import EVAL_RESIZES, IMAGENET_MEAN, IMAGENET_STD, TRAIN_AUGMENTS, Options
 
-_LAZY = {"Datasets": "mobilejax.data.pipeline", "load_image_for_predict": "mobilejax.data.pipeline",
-         "find_unreadable": "mobilejax.data.sources", "MemoryDatasets": "mobilejax.data.memory"}
+_LAZY = {"Datasets": "mobilejax.data.pipeline", "find_unreadable": "mobilejax.data.sources",
+         "MemoryDatasets": "mobilejax.data.memory"}
 
 
 def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int = 0, train: bool = True,
@@ -38,6 +38,25 @@ def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int =
         raise ValueError(f"data.pipeline='tf' needs TensorFlow and tensorflow-datasets, which are not installed ({e}); "
                          "install them, or use data.pipeline='memory' with an image folder") from None
     return Datasets(options, batch_size, eval_batch_size, seed, train, process)
+
+
+def load_image_for_predict(path: str, data_config):
+    """An image file -> float32 [image_size, image_size, 3] with the evaluation preprocessing of `data_config`'s
+    pipeline (the memory pipeline takes images already at data.image_size, as in training)."""
+    options = Options.from_config(data_config)
+    if options.pipeline == "memory":
+        import os
+
+        from mobilejax.data.memory import decode_images, normalize
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"image file {path!r} does not exist")
+        return normalize(decode_images([path], options.image_size, "the images to predict")[0], options.normalize)
+    try:
+        from mobilejax.data.pipeline import load_image_for_predict as load
+    except ImportError as e:
+        raise ValueError(f"data.pipeline='tf' needs TensorFlow, which is not installed ({e}); install it, or use "
+                         "data.pipeline='memory' for images at data.image_size") from None
+    return load(path, data_config)
 
 
 def __getattr__(name: str):
