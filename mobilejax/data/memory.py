@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from mobilejax.data import folders
+from mobilejax.data.base import DatasetsBase
 from mobilejax.data.options import IMAGE_FOLDER_PREFIX, IMAGENET_MEAN, IMAGENET_STD, Options
 
 _SHUFFLE_STREAM = 0x5348  # separate random streams for the epoch order and the augmentation
@@ -100,24 +101,15 @@ def pad_crop_flip(images: np.ndarray, offsets: np.ndarray | None, flips: np.ndar
     return out
 
 
-class MemoryDatasets:
+class MemoryDatasets(DatasetsBase):
     """Train/eval batches of an image folder held in memory; the interface of `pipeline.Datasets`."""
 
     def __init__(self, options: Options, batch_size: int, eval_batch_size: int, seed: int, train: bool = True,
                  process: tuple[int, int] = (0, 1)):
-        self._o = options
-        self.batch_size, self.eval_batch_size, self.seed = int(batch_size), int(eval_batch_size), int(seed)
-        self.process_index, self.process_count = int(process[0]), int(process[1])
-        for name, size in (("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size)):
-            if size < 1:
-                raise ValueError(f"{name}={size} must be positive")
-            if size % self.process_count:
-                raise ValueError(f"{name}={size} must be a multiple of the number of processes ({self.process_count})")
+        super().__init__(options, batch_size, eval_batch_size, seed, process)
         root = os.path.expanduser(options.dataset.strip()[len(IMAGE_FOLDER_PREFIX):].strip())
         self._where = f"image folder {root!r}"
         self._split_files, self.class_names = folders.list_folder(root)
-        self.num_classes = len(self.class_names)
-        self.image_size = options.image_size
         self._splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.num_eval_examples = len(self._split(options.eval_split)[1])
         if train:
@@ -137,26 +129,6 @@ class MemoryDatasets:
     @property
     def num_train_examples(self) -> int:
         return len(self._split(self._o.train_split)[1])
-
-    @functools.cached_property
-    def steps_per_epoch(self) -> int:
-        spe = self.num_train_examples // self.batch_size
-        if spe < 1:
-            raise ValueError(f"batch_size={self.batch_size} is larger than the {self.num_train_examples} training "
-                             f"examples of split {self._o.train_split!r}: an epoch would hold no batch")
-        return spe
-
-    @property
-    def train_split(self) -> str:
-        return self._o.train_split
-
-    @property
-    def eval_split(self) -> str:
-        return self._o.eval_split
-
-    @property
-    def num_eval_steps(self) -> int:
-        return -(-self.num_eval_examples // self.eval_batch_size)
 
     # ---- training -------------------------------------------------------------------------------------------------
     def _epoch(self, epoch: int):

@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from mobilejax.data import preprocess
+from mobilejax.data.base import DatasetsBase
 from mobilejax.data.options import Options
 from mobilejax.data.sources import Split, open_source
 from mobilejax.data.tensorflow_cpu import tf
@@ -46,23 +47,14 @@ def _stream_key(seed: int, stream: int) -> tf.Tensor:
     return tf.constant([seed, stream], tf.int64)
 
 
-class Datasets:
+class Datasets(DatasetsBase):
     """Train/eval input pipelines over one dataset; see `get_datasets`."""
 
     def __init__(self, options: Options, batch_size: int, eval_batch_size: int, seed: int, train: bool = True,
                  process: tuple[int, int] = (0, 1)):
-        self._o = options
-        self.batch_size = int(batch_size)
-        self.eval_batch_size = int(eval_batch_size)
-        self.seed = int(seed)
-        self.process_index, self.process_count = int(process[0]), int(process[1])
-        for name, size in (("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size)):
-            if size % self.process_count:
-                raise ValueError(f"{name}={size} must be a multiple of the number of processes ({self.process_count})")
+        super().__init__(options, batch_size, eval_batch_size, seed, process)
         self._source = open_source(options.dataset, options.data_dir, options.cache)
         self.class_names: list[str] = list(self._source.class_names)
-        self.num_classes: int = len(self.class_names)
-        self.image_size: int = options.image_size
         self._eval_splits: dict[str, Split] = {options.eval_split: self._source.load(options.eval_split)}
         self.num_eval_examples: int = self._eval_splits[options.eval_split].num_examples
         if train:  # open and check the training split now (evaluation alone never needs it)
@@ -76,27 +68,6 @@ class Datasets:
     @property
     def num_train_examples(self) -> int:
         return self._train.num_examples
-
-    @functools.cached_property
-    def steps_per_epoch(self) -> int:
-        spe = self.num_train_examples // self.batch_size
-        if spe < 1:
-            raise ValueError(f"batch_size={self.batch_size} is larger than the {self.num_train_examples} training "
-                             f"examples of split {self._o.train_split!r}: an epoch would hold no batch")
-        return spe
-
-    @property
-    def train_split(self) -> str:
-        return self._o.train_split
-
-    @property
-    def eval_split(self) -> str:
-        return self._o.eval_split
-
-    @property
-    def num_eval_steps(self) -> int:
-        """Batches in one pass over the eval split (the last one padded)."""
-        return -(-self.num_eval_examples // self.eval_batch_size)
 
     # ---- training -------------------------------------------------------------------------------------------------
     def train_dataset(self, start_step: int = 0) -> tf.data.Dataset:
