@@ -171,7 +171,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, config_args: list[str]) -> int:
-    from mobilejax.config import load_config, parse_args
+    from mobilejax.config import load_config
     from mobilejax.errors import UsageError
 
     if args.command in ("summary", "bench", "sweep", "report", "convert") and config_args:

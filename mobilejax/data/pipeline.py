@@ -15,7 +15,6 @@ exactly once across processes, and every process runs the same number of evaluat
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Iterator
 
