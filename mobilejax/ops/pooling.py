@@ -12,7 +12,6 @@ interleave into the input gradient: fused elementwise loops and one copy, no sca
 """
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
