@@ -34,6 +34,10 @@ slower sitting at 233 img/s, the four evaluations with six views) took **91.7 mi
 89.04% (six views) and 88.56% (flip views only), the same as 25 epochs; curve after epochs 7/14/21/28:
 76.8/80.2/84.6/89.0%.
 
+Nor do 30 epochs of this recipe (`--config.num_epochs=30 --config.eval_every_epochs=10`, 2026-12-01, quiet machine,
+tf.data, six views): **89.20%** in **85.5 min** (5,130 s, 269 img/s); curve after epochs 10/20/30: 78.7/82.4/89.2%.
+Below the 28-epoch run's 89.58%, inside the run-to-run spread of about half a point; not a gain.
+
 Nor does a wider model in the same time: MobileNetV3-Small 1.25 (28.5M MACs, 175 img/s) for 18 epochs
 (`--config.model.alpha=1.25 --config.num_epochs=18 --config.eval_every_epochs=6`, 2026-11-30, quiet machine, six
 views at every evaluation) reached **89.20%** (six views; 89.06% flip views only) in **78.3 min** (4,695 s); curve
