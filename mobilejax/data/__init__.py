@@ -32,12 +32,7 @@ def get_datasets(data_config, batch_size: int, eval_batch_size: int, seed: int =
     if options.pipeline == "memory":
         from mobilejax.data.memory import MemoryDatasets
         return MemoryDatasets(options, batch_size, eval_batch_size, seed, train, process)
-    try:
-        from mobilejax.data.pipeline import Datasets
-    except ImportError as e:
-        raise ValueError(f"data.pipeline='tf' needs TensorFlow and tensorflow-datasets, which are not installed ({e}); "
-                         "install them, or use data.pipeline='memory' with an image folder") from None
-    return Datasets(options, batch_size, eval_batch_size, seed, train, process)
+    return _tf_pipeline().Datasets(options, batch_size, eval_batch_size, seed, train, process)
 
 
 def load_image_for_predict(path: str, data_config):
@@ -51,12 +46,16 @@ def load_image_for_predict(path: str, data_config):
         if not os.path.exists(path):
             raise FileNotFoundError(f"image file {path!r} does not exist")
         return normalize(decode_images([path], options.image_size, "the images to predict")[0], options.normalize)
+    return _tf_pipeline().load_image_for_predict(path, data_config)
+
+
+def _tf_pipeline():
+    """The tf.data pipeline module, or one line saying TensorFlow is missing and what runs without it."""
     try:
-        from mobilejax.data.pipeline import load_image_for_predict as load
+        return importlib.import_module("mobilejax.data.pipeline")
     except ImportError as e:
-        raise ValueError(f"data.pipeline='tf' needs TensorFlow, which is not installed ({e}); install it, or use "
-                         "data.pipeline='memory' for images at data.image_size") from None
-    return load(path, data_config)
+        raise ValueError(f"data.pipeline='tf' needs TensorFlow and tensorflow-datasets, which are not installed ({e}); "
+                         "install them, or use data.pipeline='memory' with an image folder") from None
 
 
 def __getattr__(name: str):
