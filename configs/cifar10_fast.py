@@ -38,6 +38,18 @@ Nor do 30 epochs of this recipe (`--config.num_epochs=30 --config.eval_every_epo
 tf.data, six views): **89.20%** in **85.5 min** (5,130 s, 269 img/s); curve after epochs 10/20/30: 78.7/82.4/89.2%.
 Below the 28-epoch run's 89.58%, inside the run-to-run spread of about half a point; not a gain.
 
+Nor does an EMA of the weights (`--config.optim.ema_decay=0.999`, evaluated with the EMA weights and EMA BatchNorm
+statistics; 2026-12-01, another 2-core AMD EPYC VM, tf.data, six views; two one-minute compiles ran beside it in
+its first minutes): **88.78%** in **83.4 min** (5,003 s, 260 img/s); curve after epochs 7/14/21/28:
+10.5/70.3/85.3/88.8%. The average lags at the high learning rates of the first half (at epoch 7 it is at chance,
+likely because averaged weights no longer match the averaged BatchNorm statistics; not verified), leads by a point at
+epoch 21 (85.3 vs 84.2%), and ends below the plain weights of the 28-epoch run (89.58%): with the learning rate decayed
+linearly to zero the last weights are already an average, and a 1,000-step EMA still carries weights from higher
+learning rates. Untried: batch 64 (`--config.batch_size=64 --config.optim.learning_rate=0.1`); its step runs as
+fast per image as batch 128 here (`mobilejax bench mobilenet_v3_small --resolution 32 --batch B --option
+small_input=True --steps 30`, alternated, 2 pairs: 269.7 / 271.6 img/s at batch 64, 261.9 / 252.5 at 128), so 28
+epochs would fit in the budget with twice the updates.
+
 Nor does a wider model in the same time: MobileNetV3-Small 1.25 (28.5M MACs, 175 img/s) for 18 epochs
 (`--config.model.alpha=1.25 --config.num_epochs=18 --config.eval_every_epochs=6`, 2026-11-30, quiet machine, six
 views at every evaluation) reached **89.20%** (six views; 89.06% flip views only) in **78.3 min** (4,695 s); curve
