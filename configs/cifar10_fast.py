@@ -45,10 +45,14 @@ its first minutes): **88.78%** in **83.4 min** (5,003 s, 260 img/s); curve after
 likely because averaged weights no longer match the averaged BatchNorm statistics; not verified), leads by a point at
 epoch 21 (85.3 vs 84.2%), and ends below the plain weights of the 28-epoch run (89.58%): with the learning rate decayed
 linearly to zero the last weights are already an average, and a 1,000-step EMA still carries weights from higher
-learning rates. Untried: batch 64 (`--config.batch_size=64 --config.optim.learning_rate=0.1`); its step runs as
-fast per image as batch 128 here (`mobilejax bench mobilenet_v3_small --resolution 32 --batch B --option
-small_input=True --steps 30`, alternated, 2 pairs: 269.7 / 271.6 img/s at batch 64, 261.9 / 252.5 at 128), so 28
-epochs would fit in the budget with twice the updates.
+learning rates.
+
+Nor does batch 64 (`--config.batch_size=64 --config.optim.learning_rate=0.1`, twice the updates in the same 28
+epochs; its step runs as fast per image as batch 128 here: `mobilejax bench mobilenet_v3_small --resolution 32
+--batch B --option small_input=True --steps 30`, alternated, 2 pairs: 269.7 / 271.6 img/s at batch 64, 261.9 / 252.5
+at 128). 2026-12-01, the EMA run's VM, quiet machine, tf.data, six views: **89.16%** in **79.2 min** (4,749 s, 274
+img/s); curve after epochs 7/14/21/28: 77.1/80.7/85.0/89.2%. Ahead of batch 128 at epochs 7, 14 and 21
+(76.3/79.2/84.2%) and 0.4 points below its 89.58% at the end, inside the run-to-run spread: not a gain.
 
 Nor does a wider model in the same time: MobileNetV3-Small 1.25 (28.5M MACs, 175 img/s) for 18 epochs
 (`--config.model.alpha=1.25 --config.num_epochs=18 --config.eval_every_epochs=6`, 2026-11-30, quiet machine, six
