@@ -5,7 +5,7 @@ usage: GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python scripts/remat_bench.py POLIC
 
 POLICY: none (the train step as it is), dots (every inverted residual block under `nn.remat` with
 `dots_saveable`: matmul outputs are kept, BatchNorm, activations and depthwise taps are recomputed in the backward),
-conv (only the convolution outputs are kept, tagged by `checkpoint_name`; BatchNorm and activation recomputed).
+conv (only the convolution outputs are kept, named "conv" by `blocks.conv_bn`; BatchNorm and activation recomputed).
 The small-input stem is used at 32 px. Prints one JSON line of `mobilejax bench`'s fields (img/s, XLA temporaries).
 An experiment, not a library path: the result (slower on XLA:CPU, more temporaries) is in docs/benchmarks.md.
 Set GLIBC_TUNABLES as above to match the `mobilejax` CLI, which re-executes itself with it (mobilejax/runtime.py).
@@ -21,23 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
 from flax import linen as nn  # noqa: E402
-from jax.ad_checkpoint import checkpoint_name  # noqa: E402
 
 from mobilejax import bench  # noqa: E402
 from mobilejax.models import blocks, mobilenet_v2, mobilenet_v3  # noqa: E402
 
 POLICIES = {"none": None, "dots": jax.checkpoint_policies.dots_saveable,
             "conv": jax.checkpoint_policies.save_only_these_names("conv")}
-
-
-def tagged_conv_bn(x, features, kernel_size=1, strides=1, *, act, train, name, ls, depthwise=False):
-    """`blocks.conv_bn` with the convolution's output named "conv" for the `conv` policy (same layers, same maths)."""
-    x = blocks.Conv(features, kernel_size, strides, depthwise=depthwise, depthwise_impl=ls.depthwise_impl,
-                    padding=ls.padding, dtype=ls.dtype, name=f"conv_{name}")(x)
-    x = checkpoint_name(x, "conv")
-    x = blocks.BatchNorm(use_running_average=not train or ls.freeze_bn, momentum=ls.bn_momentum,
-                         epsilon=ls.bn_epsilon, dtype=ls.dtype, name=f"bn_{name}")(x)
-    return blocks.get_activation(act)(x)
 
 
 def main() -> None:
@@ -50,7 +39,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
     if args.policy != "none":
-        blocks.conv_bn = tagged_conv_bn  # InvertedResidual looks conv_bn up in its module at call time
         block = nn.remat(blocks.InvertedResidual, static_argnums=(2,), policy=POLICIES[args.policy])
         mobilenet_v2.InvertedResidual = mobilenet_v3.InvertedResidual = block
     options = {"small_input": True} if args.resolution <= 64 else {}

@@ -114,6 +114,32 @@ def test_jit_grad_and_train_eval_modes(name):
     assert all(jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), stats, mutated["batch_stats"])))
 
 
+def test_conv_bn_names_the_conv_output_for_checkpoint_policies():
+    # blocks.conv_bn names each convolution's output "conv", so `save_only_these_names("conv")` can keep exactly the
+    # conv outputs and recompute BatchNorm + activation; the gradients stay those of the plain block
+    from flax import linen as nn
+
+    from mobilejax.models import blocks
+    plain = blocks.InvertedResidual
+    remat = nn.remat(plain, static_argnums=(2,), policy=jax.checkpoint_policies.save_only_these_names("conv"))
+    x = jax.random.normal(jax.random.key(2), (2, 8, 8, 8))
+    kwargs = dict(features=8, expanded=32)
+    variables = plain(**kwargs).init(jax.random.key(0), x, False)
+
+    def loss(module):
+        def f(params, x):
+            y, _ = module(**kwargs).apply({**variables, "params": params}, x, True, mutable=["batch_stats"])
+            return jnp.sum(jnp.sin(y))
+        return f
+
+    jaxpr = str(jax.make_jaxpr(loss(plain))(variables["params"], x))
+    assert jaxpr.count("name=conv") == 3  # expand, depthwise, project
+    g_plain = jax.grad(loss(plain), argnums=(0, 1))(variables["params"], x)
+    g_remat = jax.grad(loss(remat), argnums=(0, 1))(variables["params"], x)
+    for a, b in zip(jax.tree.leaves(g_plain), jax.tree.leaves(g_remat)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_dropout_active_only_in_train():
     model = create_model("mobilenet_v2", alpha=0.35, num_classes=5, dropout=0.5, depthwise_impl="xla")
     no_dropout = create_model("mobilenet_v2", alpha=0.35, num_classes=5, dropout=0.0, depthwise_impl="xla")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
+from jax.ad_checkpoint import checkpoint_name
 
 from mobilejax.layers import BatchNorm, Conv, SqueezeExcite, channel_shuffle, channel_split, get_activation
 from mobilejax.models.base import LayerSettings
@@ -23,10 +24,13 @@ def conv_bn(x: jax.Array, features: int, kernel_size: int = 1, strides: int = 1,
             name: str, ls: LayerSettings, depthwise: bool = False) -> jax.Array:
     """conv (submodule `conv_{name}`, no bias) -> BatchNorm (`bn_{name}`) -> activation (registry name; None = linear).
 
-    Call it from inside a `@nn.compact` method: the submodules attach to the calling module.
+    Call it from inside a `@nn.compact` method: the submodules attach to the calling module. The convolution's
+    output is named "conv" (`checkpoint_name`) for `jax.checkpoint` policies such as
+    `save_only_these_names("conv")`; outside such a policy the name is the identity.
     """
     x = Conv(features, kernel_size, strides, depthwise=depthwise, depthwise_impl=ls.depthwise_impl,
              padding=ls.padding, dtype=ls.dtype, name=f"conv_{name}")(x)
+    x = checkpoint_name(x, "conv")
     x = BatchNorm(use_running_average=not train or ls.freeze_bn, momentum=ls.bn_momentum, epsilon=ls.bn_epsilon, dtype=ls.dtype,
                   name=f"bn_{name}")(x)
     return get_activation(act)(x)
