@@ -288,7 +288,7 @@ res = train_and_evaluate(c, {workdir!r})
 from mobilejax.checkpoint import Checkpoints
 mgr = Checkpoints({workdir!r}).latest
 state = mgr.restore(mgr.latest_step())["state"]
-leaves = [[float(np.sum(x)), float(np.sum(np.square(x)))] for x in jax.tree.leaves(state["params"])]
+leaves = [[float(np.sum(x)), float(np.sum(np.square(x))), float(np.sum(np.abs(x)))] for x in jax.tree.leaves(state["params"])]
 print("RESULT", json.dumps({{"devices": jax.device_count(), "loss": res["final_loss"], "params": leaves}}))
 """
 
@@ -307,7 +307,10 @@ def test_data_parallel_8_devices_matches_1(tmp_path):
         out[n] = json.loads(line.split(" ", 1)[1])
     assert out[1]["devices"] == 1 and out[8]["devices"] == 8
     np.testing.assert_allclose(out[8]["loss"], out[1]["loss"], rtol=1e-4)
-    # per parameter: sum (cancels, so an absolute tolerance) and sum of squares
-    np.testing.assert_allclose(np.array(out[8]["params"]), np.array(out[1]["params"]), rtol=1e-3, atol=2e-3)
+    # per parameter: sum of squares (relative), and sum, whose float32 rounding scales with the sum of |values|
+    # (it cancels; summation order differs between 1 and 8 devices and between CPUs, e.g. AVX2 vs AVX-512)
+    p8, p1 = np.array(out[8]["params"]), np.array(out[1]["params"])
+    np.testing.assert_allclose(p8[:, 1], p1[:, 1], rtol=1e-3, atol=2e-3)
+    np.testing.assert_array_less(np.abs(p8[:, 0] - p1[:, 0]), 2e-3 + 1e-3 * p1[:, 2])
     # a run written from 8 devices evaluates (restores) on this 1-device process
     assert cli.main(["eval", "--workdir", str(tmp_path / "dp8"), "--checkpoint", "latest"]) == 0
