@@ -1,4 +1,4 @@
-"""Ablation 1, width multiplier (MobileNetV1 Table 6, MobileNetV2 Fig. 6a's width axis):
+"""Ablation 1, width multiplier (MobileNetV1 Table 6, MobileNetV2 Figure 5, its width-multiplier curve):
 alpha in {0.25, 0.5, 1.0} for MobileNetV1 and MobileNetV2 on CIFAR-10 (see experiments/_common.py); the paper's
 claim is that accuracy falls smoothly as the width shrinks, so each narrower width is compared with the next wider.
 
