@@ -15,13 +15,14 @@
         --config.model.padding=same --config.model.bn_epsilon=1e-3 --config.data.normalize=minus_one_one \
         --workdir runs/flowers_keras
 
-Recipe: MobileNetV2 0.5 with the standard stem at 128 px. A model trained with the small-input stem at 32 px sees
-feature maps of the same sizes (32 -> 4 at stride 8) as the standard stem at 128 px (128 -> 4 at stride 32), and
-the stem is the only difference in parameters-free strides, so the CIFAR weights load unchanged and the train step
-costs what a CIFAR step costs. The classifier is replaced (5 classes); the whole network is fine-tuned
-(`finetune.backbone_lr_scale` < 1 slows the backbone, `finetune.freeze_backbone=True` trains the classifier only).
-AdamW 1e-3, 1 warm-up epoch, cosine decay, weight decay 0.05, label smoothing 0.1, random-resized-crop (>= 25% of
-the photo) + flip, batch 64, 30 epochs; validation on `val/` (736 photos), resize 146 + center crop 128.
+Recipe: configs/flowers.py (its data, augmentation and optimizer) changed to MobileNetV2 0.5 with the standard stem at
+128 px. A model trained with the small-input stem at 32 px sees feature maps of the same sizes (32 -> 4 at stride 8)
+as the standard stem at 128 px (128 -> 4 at stride 32), and the stem is the only difference in parameters-free
+strides, so the CIFAR weights load unchanged and the train step costs what a CIFAR step costs. The classifier is
+replaced (5 classes); the whole network is fine-tuned (`finetune.backbone_lr_scale` < 1 slows the backbone,
+`finetune.freeze_backbone=True` trains the classifier only). AdamW 1e-3, 1 warm-up epoch, cosine decay, weight decay
+0.05, label smoothing 0.1, random-resized-crop (>= 25% of the photo) + flip, batch 64, 30 epochs; validation on `val/`
+(736 photos), resize 146 + center crop 128.
 
 Measured (jax 0.10.2, 2026-11-25, the 2-core CPU, the image-folder commands above; init_from = the 25-epoch
 configs/cifar10_fast.py run with MobileNetV2 0.5, its default then, 87.8% on CIFAR-10), validation accuracy after
@@ -37,38 +38,25 @@ at 224 px for 150 epochs and 2.5 hours, in 7 minutes). From ImageNet weights (th
 is to be measured where the weights can be downloaded (published on these photos: MobileNetV2 0.35 93.6% and
 MobileNetV1 0.5 95.1% fine-tuned, STM32 model zoo); this machine has no network access.
 """
-from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
+import os
+import sys
+
+from mobilejax.config import apply_args, parse_arg
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flowers  # noqa: E402  (the from-scratch recipe; this file changes its resolution and schedule)
 
 
 def get_config(arg=None):
     args = parse_arg(arg)
-    config = default_config()
-    config.model = model_config(str(args.pop("model", "mobilenet_v2")), alpha=0.5, dropout=0.2)
     init_from = args.pop("init_from", None)
+    config = flowers.get_config({"model": args.pop("model", "mobilenet_v2"), "folder": args.pop("folder", None)})
     if init_from:
         config.init_from = str(init_from)
         config.init_checkpoint = "best"
-    folder = args.pop("folder", None)
-    if folder:
-        config.data.dataset = f"image_folder:{folder}"
-        config.data.train_split = "train"
-        config.data.eval_split = "val"
-    else:
-        config.data.dataset = "tf_flowers"
-        config.data.train_split = "train[:80%]"
-        config.data.eval_split = "train[80%:]"
     config.data.image_size = 128
-    config.data.train_augment = "random_resized_crop"
-    config.data.min_crop_area = 0.25
-    config.data.random_flip = True
-    config.data.eval_resize = "center_crop"
-    config.optim.optimizer = "adamw"
     config.optim.learning_rate = 1e-3
-    config.optim.weight_decay = 0.05
     config.optim.warmup_epochs = 1.0
-    config.optim.label_smoothing = 0.1
-    config.batch_size = 64
-    config.eval_batch_size = 128
     config.num_epochs = 30
     config.eval_every_epochs = 5
     config.checkpoint_every_steps = 1000

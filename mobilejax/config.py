@@ -113,8 +113,11 @@ ARG_ALIASES = {"alpha": "model.alpha", "dataset": "data.dataset", "res": "data.i
                "steps": "num_train_steps", "lr": "optim.learning_rate"}
 
 
-def parse_arg(arg: str | None) -> dict:
-    """"a=1,b=x" -> {"a": 1, "b": "x"} (values parsed as Python literals where they are one)."""
+def parse_arg(arg: str | dict | None) -> dict:
+    """"a=1,b=x" -> {"a": 1, "b": "x"} (values parsed as Python literals where they are one); a dict is copied (a
+    config file calling another one's `get_config`)."""
+    if isinstance(arg, dict):
+        return dict(arg)
     out = {}
     for item in (arg or "").split(","):
         item = item.strip()
@@ -140,8 +143,9 @@ def parse_args(items: list[str]) -> dict:
 
 
 def apply_args(config: ml_collections.ConfigDict, arg: str | dict | None) -> ml_collections.ConfigDict:
-    """Apply config arguments (a "k=v,..." string or a dict): `model=NAME` resets the model section to that family's defaults; `alpha`, `dataset`,
-    `res`, `batch`, `epochs`, `steps`, `lr` are short names; any other key is a dotted path (e.g. optim.optimizer)."""
+    """Apply config arguments (a "k=v,..." string or a dict): `model=NAME` resets the model section to that family's
+    defaults; `alpha`, `dataset`, `res`, `batch`, `epochs`, `steps`, `lr` are short names; any other key is a dotted
+    path (e.g. optim.optimizer)."""
     args = dict(arg) if isinstance(arg, dict) else parse_arg(arg)
     if "model" in args:
         config.model = model_config(str(args.pop("model")))

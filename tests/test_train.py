@@ -188,6 +188,26 @@ def test_config_file_arguments_and_overrides():
         load_config([])
 
 
+def test_finetune_config_changes_the_flowers_recipe_it_starts_from():
+    """configs/flowers_finetune.py calls configs/flowers.py's get_config (arguments passed on as a dict) and
+    changes only the model, resolution, schedule, checkpoint interval and starting weights; its own arguments
+    still apply."""
+    def flat(cfg, prefix=""):
+        out = {}
+        for k, v in cfg.items():
+            out.update(flat(v, f"{prefix}{k}.") if hasattr(v, "items") else {prefix + k: v})
+        return out
+
+    scratch = flat(load_config([f"--config={ROOT}/configs/flowers.py:folder=/photos"]))
+    tuned = load_config([f"--config={ROOT}/configs/flowers_finetune.py:folder=/photos,init_from=/runs/c10,res=96"])
+    changed = {k for k, v in flat(tuned).items() if k not in scratch or scratch[k] != v}
+    assert changed == {"model.name", "data.image_size", "optim.learning_rate", "optim.warmup_epochs", "num_epochs",
+                       "eval_every_epochs", "checkpoint_every_steps", "init_from"}
+    assert set(scratch) == set(flat(tuned))
+    assert tuned.data.dataset == "image_folder:/photos" and tuned.data.image_size == 96
+    assert tuned.init_from == "/runs/c10" and tuned.model.name == "mobilenet_v2" and tuned.model.alpha == 0.5
+
+
 @pytest.mark.parametrize("config_file", sorted(f for f in os.listdir(os.path.join(ROOT, "configs"))
                                                if f.endswith(".py")))
 def test_every_config_file_loads_and_builds(config_file):
