@@ -72,33 +72,25 @@ do not make the step faster (docs/benchmarks.md).
 
 Config arguments: model, alpha, res, epochs, batch, lr, folder=PATH, and any dotted key.
 """
-from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
+import os
+import sys
+
+from mobilejax.config import apply_args, parse_arg
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cifar10  # noqa: E402  (the data set-up: splits, 32 px, pad-and-crop + flip; this file changes the recipe)
 
 
 def get_config(arg=None):
     args = parse_arg(arg)
-    config = default_config()
-    config.model = model_config(str(args.pop("model", "mobilenet_v3_small")), alpha=1.0, small_input=True, dropout=0.0)
-    config.data.dataset = "cifar10"
-    folder = args.pop("folder", None)
-    if folder:
-        config.data.dataset = f"image_folder:{folder}"
-    config.data.train_split = "train[:90%]"
-    config.data.eval_split = "train[90%:]"
-    config.data.image_size = 32
-    config.data.train_augment = "pad_crop"
-    config.data.crop_padding = 4
-    config.data.random_flip = True
-    config.data.eval_resize = "resize"
-    config.optim.optimizer = "sgd"
+    config = cifar10.get_config({"model": args.pop("model", "mobilenet_v3_small"), "folder": args.pop("folder", None)})
+    config.model.alpha, config.model.dropout = 1.0, 0.0
     config.optim.nesterov = True
     config.optim.learning_rate = 0.2
     config.optim.schedule = "linear"
     config.optim.warmup_epochs = 2.0
     config.optim.weight_decay = 5e-4
     config.optim.label_smoothing = 0.2
-    config.batch_size = 128
-    config.eval_batch_size = 500
     config.num_epochs = 28
     config.eval_every_epochs = 7
     config.eval_flip = True
