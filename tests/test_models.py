@@ -5,11 +5,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 from flax import traverse_util
 
 from mobilejax import cli
 from mobilejax.layers import channel_shuffle, channel_split, channel_unshuffle, get_activation, make_divisible
-from mobilejax.models import create_model, model_names
+from mobilejax.models import blocks, create_model, model_names
 from mobilejax.summary import summarize
 
 # (model, alpha, trainable params at 224 px / 1000 classes, MACs in millions): torchvision / keras.applications.
@@ -117,9 +118,6 @@ def test_jit_grad_and_train_eval_modes(name):
 def test_conv_bn_names_the_conv_output_for_checkpoint_policies():
     # blocks.conv_bn names each convolution's output "conv", so `save_only_these_names("conv")` can keep exactly the
     # conv outputs and recompute BatchNorm + activation; the gradients stay those of the plain block
-    from flax import linen as nn
-
-    from mobilejax.models import blocks
     plain = blocks.InvertedResidual
     remat = nn.remat(plain, static_argnums=(2,), policy=jax.checkpoint_policies.save_only_these_names("conv"))
     x = jax.random.normal(jax.random.key(2), (2, 8, 8, 8))
