@@ -120,14 +120,16 @@ def test_the_configured_train_step_mixes_its_batch():
     batch = {"image": images, "label": labels}
     rng = jax.random.key(7)
     losses = {}
+    init = jax.jit(lambda k: init_state(model, tx, k, 16, False))  # compiled: eager Flax compiles op by op
+    train_logits = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"])[0])
     for mix in ((0.0, 0.0), (0.4, 0.0), (0.0, 1.0)):
         config.data.mixup_alpha, config.data.cutmix_alpha = mix
         steps = Steps(config, schedule, make_mesh())
-        state = init_state(model, tx, jax.random.key(0), 16, False)
+        state = init(jax.random.key(0))  # afresh: the train step donates it
         variables = {"params": state.params, "batch_stats": state.batch_stats}
         mixed, partner, lam = mixing.mix_batch(jax.random.fold_in(jax.random.fold_in(rng, 0), 1), images, labels,
                                                mixup_alpha=mix[0], cutmix_alpha=mix[1])
-        logits, _ = model.apply(variables, mixed, train=True, mutable=["batch_stats"])
+        logits = train_logits(variables, mixed)
         expected = (lam * cross_entropy(logits, labels, 5, 0.1)
                     + (1 - lam) * cross_entropy(logits, partner, 5, 0.1)).mean()
         _, metrics = steps.train(state, steps.put_batch(batch), rng)  # donates the state: after the reference

@@ -154,8 +154,9 @@ def test_dropout_active_only_in_train():
     # the same weights without dropout give other logits in training, the same in evaluation
     assert float(jnp.max(jnp.abs(a - train(no_dropout)(v, x, jax.random.key(1))))) > 1e-3
     # evaluation: running statistics taken from this batch (momentum 0), so the logits are far from zero
-    stats = create_model("mobilenet_v2", alpha=0.35, num_classes=5, bn_momentum=0.0, depthwise_impl="xla").apply(
-        v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)})[1]
+    momentum0 = create_model("mobilenet_v2", alpha=0.35, num_classes=5, bn_momentum=0.0, depthwise_impl="xla")
+    stats = jax.jit(lambda v, x: momentum0.apply(v, x, train=True, mutable=["batch_stats"],
+                                                 rngs={"dropout": jax.random.key(1)})[1])(v, x)
     ev = lambda m: jax.jit(lambda v, x: m.apply(v, x, train=False))({**v, **stats}, x)  # noqa: E731
     y = ev(model)
     assert float(jnp.std(y)) > 1e-3                    # not a degenerate constant output
