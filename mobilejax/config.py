@@ -146,7 +146,7 @@ def apply_args(config: ml_collections.ConfigDict, arg: str | dict | None) -> ml_
     """Apply config arguments (a "k=v,..." string or a dict): `model=NAME` resets the model section to that family's
     defaults; `alpha`, `dataset`, `res`, `batch`, `epochs`, `steps`, `lr` are short names; any other key is a dotted
     path (e.g. optim.optimizer)."""
-    args = dict(arg) if isinstance(arg, dict) else parse_arg(arg)
+    args = parse_arg(arg)
     if "model" in args:
         config.model = model_config(str(args.pop("model")))
     for key, value in args.items():

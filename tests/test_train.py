@@ -192,11 +192,10 @@ def test_finetune_config_changes_the_flowers_recipe_it_starts_from():
     """configs/flowers_finetune.py calls configs/flowers.py's get_config (arguments passed on as a dict) and
     changes only the model, resolution, schedule, checkpoint interval and starting weights; its own arguments
     still apply."""
-    def flat(cfg, prefix=""):
-        out = {}
-        for k, v in cfg.items():
-            out.update(flat(v, f"{prefix}{k}.") if hasattr(v, "items") else {prefix + k: v})
-        return out
+    from mobilejax.workdir import _flat  # the flattening of the resume check's config comparison
+
+    def flat(cfg):
+        return _flat(cfg.to_dict())
 
     scratch = flat(load_config([f"--config={ROOT}/configs/flowers.py:folder=/photos"]))
     tuned = load_config([f"--config={ROOT}/configs/flowers_finetune.py:folder=/photos,init_from=/runs/c10,res=96"])
