@@ -1,11 +1,27 @@
-"""Test-session settings: tests use tiny models, so XLA compile time dominates; compile with cheap optimisation."""
+"""Test-session settings: tests use tiny models, so XLA compile time dominates; compile with cheap optimisation, and
+share one compilation cache across the session."""
 import os
+import shutil
+import tempfile
 
 import pytest
 
 FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + FAST_COMPILE_FLAGS).strip()
+
+# One persistent compilation cache for the session, created by the controlling process before pytest-xdist starts its
+# workers: the workers and every `mobilejax` subprocess a test starts inherit it through the environment, so a
+# program that several tests (or processes) build compiles once, and the tests write nothing under ~/.cache.
+_SESSION_CACHE = None
+if "MOBILEJAX_CACHE_DIR" not in os.environ and "PYTEST_XDIST_WORKER" not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="mobilejax-test-cache-")
+    os.environ["MOBILEJAX_CACHE_DIR"] = _SESSION_CACHE
+
+
+def pytest_unconfigure(config):
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -36,17 +36,17 @@ def _train_args(digits_dir, workdir, steps, batch=16, extra=()):
             "--config.optim.schedule=constant", "--config.optim.warmup_epochs=0", f"--workdir={workdir}", *extra]
 
 
-def _env(tmp_path, devices):
-    return dict(os.environ, JAX_PLATFORMS="cpu", MOBILEJAX_CACHE_DIR=str(tmp_path / "cache"),
+def _env(devices):
+    return dict(os.environ, JAX_PLATFORMS="cpu",
                 XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"))
 
 
-def _run_processes(tmp_path, args, n=2, timeout=300):
+def _run_processes(args, n=2, timeout=300):
     """`args` run as processes 0..n-1 of one job (explicit coordinator on a free local port)."""
     port = _free_port()
     procs = [subprocess.Popen(args + [f"--coordinator=127.0.0.1:{port}", f"--num-processes={n}",
                                       f"--process-id={i}", "--distributed-timeout=120"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path, 1))
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(1))
              for i in range(n)]
     outputs = [p.communicate(timeout=timeout) for p in procs]
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
@@ -59,17 +59,17 @@ def _results(workdir):
 
 def test_two_processes_match_one_process_with_two_devices_and_resume(tmp_path, digits_dir):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    done = subprocess.run(_train_args(digits_dir, one, 6), capture_output=True, text=True, env=_env(tmp_path, 2),
+    done = subprocess.run(_train_args(digits_dir, one, 6), capture_output=True, text=True, env=_env(2),
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert _results(one)["devices"] == 2
 
     # 2 processes x 1 device: 3 steps, then the same run extended to 6 steps resumes from the step-3 checkpoint
-    first = _run_processes(tmp_path, _train_args(digits_dir, two, 3))
+    first = _run_processes(_train_args(digits_dir, two, 3))
     assert [rc for rc, _, _ in first] == [0, 0], first[0][2][-3000:] + first[1][2][-3000:]
     assert json.loads(first[0][1])["steps"] == 3 and first[1][1] == ""  # only process 0 prints the results
     assert params_of(two)[1] == 3
-    second = _run_processes(tmp_path, _train_args(digits_dir, two, 6, extra=["--config.allow_changes=True"]))
+    second = _run_processes(_train_args(digits_dir, two, 6, extra=["--config.allow_changes=True"]))
     assert [rc for rc, _, _ in second] == [0, 0], second[0][2][-3000:] + second[1][2][-3000:]
     assert "resuming from step 3" in second[0][2] and "resuming from step 3" in second[1][2]
 
@@ -91,7 +91,7 @@ def test_two_processes_match_one_process_with_two_devices_and_resume(tmp_path, d
 
 
 def test_batch_not_divisible_by_the_global_device_count(tmp_path, digits_dir):
-    outs = _run_processes(tmp_path, _train_args(digits_dir, str(tmp_path / "odd"), 2, batch=15))
+    outs = _run_processes(_train_args(digits_dir, str(tmp_path / "odd"), 2, batch=15))
     for rc, out, err in outs:
         assert rc == 2 and out == ""
         assert err.strip().splitlines()[-1] == ("mobilejax: error: batch_size=15 must be a positive multiple of the "

@@ -70,16 +70,29 @@ def one_error_line(err: str) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 # Signals
 
-@pytest.mark.parametrize("where", ["step", "evaluation", "checkpoint"])
-def test_signal_stops_with_checkpoint_and_resumes_identically(tmp_path, digits_dir, monkeypatch, where):
-    """SIGTERM at step 4 (before the step's input, during its evaluation, or during its checkpoint write): the run
-    finishes step 4, saves it, raises TrainingStopped(143); the rerun resumes to the uninterrupted parameters."""
+def _signal_config(digits_dir):
     c = digits_config(digits_dir, eval_every_epochs=4 / 20)  # an evaluation every 4 steps (20 steps per epoch)
     c.optim.ema_decay = 0.9
     c.model.dropout = 0.2
-    full = str(tmp_path / "full")
-    train_and_evaluate(c, full)
+    return c
 
+
+@pytest.fixture(scope="module")
+def uninterrupted_signal_run(digits_dir, tmp_path_factory):
+    """The workdir of `_signal_config` run without interruption (shared by the signal tests)."""
+    full = str(tmp_path_factory.mktemp("full"))
+    train_and_evaluate(_signal_config(digits_dir), full)
+    return full
+
+
+@pytest.mark.parametrize("where,sig,code", [("step", signal.SIGTERM, 143), ("evaluation", signal.SIGINT, 130),
+                                            ("checkpoint", signal.SIGTERM, 143)])
+def test_signal_stops_with_checkpoint_and_resumes_identically(tmp_path, digits_dir, uninterrupted_signal_run,
+                                                              monkeypatch, where, sig, code):
+    """SIGTERM or SIGINT at step 4 (before the step's input, during its evaluation, or during its checkpoint write):
+    the run finishes step 4, saves it, raises TrainingStopped(143 or 130); the rerun resumes to the uninterrupted
+    parameters."""
+    c = _signal_config(digits_dir)
     calls = {"n": 0}
     if where == "step":
         original, target, attr = loop_mod.Steps.put_batch, loop_mod.Steps, "put_batch"
@@ -94,21 +107,21 @@ def test_signal_stops_with_checkpoint_and_resumes_identically(tmp_path, digits_d
     def signalled(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == trigger:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return original(*args, **kwargs)
 
     part = str(tmp_path / "part")
-    handler_before = signal.getsignal(signal.SIGTERM)
+    handler_before = signal.getsignal(sig)
     monkeypatch.setattr(target, attr, signalled)
     with pytest.raises(TrainingStopped, match="stopped at step 4; checkpoint saved; rerun the same command") as e:
         train_and_evaluate(c, part)
-    assert e.value.exit_code == 143
+    assert e.value.exit_code == code
     monkeypatch.setattr(target, attr, original)
     assert params_of(part)[1] == 4
     assert max(r["step"] for r in read_metrics(part)) == 4
-    assert signal.getsignal(signal.SIGTERM) is handler_before  # handlers restored
+    assert signal.getsignal(sig) is handler_before  # handlers restored
     train_and_evaluate(c, part)
-    assert_same_params(full, part)
+    assert_same_params(uninterrupted_signal_run, part)
     assert [r["step"] for r in read_metrics(part) if "eval_accuracy" in r] == [4, 8]
 
 
@@ -138,33 +151,30 @@ def _digits_cli_args(digits_dir, workdir, steps):
             f"--workdir={workdir}"]
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_cli_signal_exit_code_and_one_line(tmp_path, digits_dir, sig, code):
-    """A real `mobilejax train` process: the signal arrives while it trains; it exits 130/143 with one line and a
-    checkpoint at the step it names, and the same command resumes it to the end."""
+def test_cli_signal_exit_code_and_one_line(tmp_path, digits_dir, capsys):
+    """A real `mobilejax train` process: SIGTERM (what schedulers and preempted VMs send) arrives while it trains; it
+    exits 143 with one line and a checkpoint at the step it names. (SIGINT's 130: the in-process signal test.)"""
     workdir = str(tmp_path / "run")
     args = _digits_cli_args(digits_dir, workdir, 3000)
-    env = dict(os.environ, MOBILEJAX_CACHE_DIR=str(tmp_path / "cache"))
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         if len([r for r in read_metrics(workdir) if "train_loss" in r]) >= 3:
             break
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
-    proc.send_signal(sig)
+    proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == code, err[-2000:]
+    assert proc.returncode == 143, err[-2000:]
     assert "Traceback" not in err and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith("mobilejax: stopped at step ") and last.endswith("rerun the same command to resume")
     step = int(last.split("stopped at step ")[1].split(";")[0])
     assert params_of(workdir)[1] == step
     # the same command with a shorter total is a changed run: refused, one line, exit 2, nothing lost
-    args_short = _digits_cli_args(digits_dir, workdir, step + 4)
-    done = subprocess.run(args_short, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 2
-    assert "num_train_steps: 3000 -> " in one_error_line(done.stderr)
+    capsys.readouterr()
+    assert cli.main(_digits_cli_args(digits_dir, workdir, step + 4)[3:]) == 2
+    assert "num_train_steps: 3000 -> " in one_error_line(capsys.readouterr().err)
     assert params_of(workdir)[1] == step
 
 
@@ -374,8 +384,7 @@ def test_tensorboard_has_each_step_once_after_resume(tmp_path, digits_dir):
 def test_train_stdout_is_only_the_results_json(tmp_path, digits_dir):
     args = _digits_cli_args(digits_dir, str(tmp_path / "run"), 4)
     args[args.index("--config.progress=False")] = "--config.progress=True"
-    env = dict(os.environ, MOBILEJAX_CACHE_DIR=str(tmp_path / "cache"))
-    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["steps"] == 4  # the whole of stdout is one JSON object
     noise = [line for line in done.stderr.splitlines() if "tensorflow" in line.lower() or "absl" in line.lower()

@@ -293,37 +293,32 @@ def test_bad_batch_size_and_dtype(tmp_path):
         build_model(c, 10)
 
 
-DP_SCRIPT = r"""
-import json, os, sys
-import jax, numpy as np
-sys.path.insert(0, {root!r}); sys.path.insert(0, os.path.join({root!r}, "tests"))
-from test_train import tiny_config, make_folder
-from mobilejax.train import train_and_evaluate
-import pathlib
-c = tiny_config(dataset="image_folder:" + {folder!r}, train_split="train", eval_split="val")
-c.num_train_steps = 1
-c.eval_batch_size = 8
-res = train_and_evaluate(c, {workdir!r})
-from mobilejax.checkpoint import Checkpoints
-mgr = Checkpoints({workdir!r}).latest
-state = mgr.restore(mgr.latest_step())["state"]
-leaves = [[float(np.sum(x)), float(np.sum(np.square(x))), float(np.sum(np.abs(x)))] for x in jax.tree.leaves(state["params"])]
-print("RESULT", json.dumps({{"devices": jax.device_count(), "loss": res["final_loss"], "params": leaves}}))
-"""
+def one_step_summary(folder, workdir) -> dict:
+    """One train step of `tiny_config` on `folder`: the device count, the loss and per-parameter sums (the data
+    parallel test runs it here on 1 device and in a subprocess on 8)."""
+    c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
+    c.num_train_steps = 1
+    c.eval_batch_size = 8
+    res = train_and_evaluate(c, workdir)
+    leaves = [[float(np.sum(x)), float(np.sum(np.square(x))), float(np.sum(np.abs(x)))]
+              for x in jax.tree.leaves(params_of(workdir)[0])]
+    return {"devices": jax.device_count(), "loss": res["final_loss"], "params": leaves}
 
 
 def test_data_parallel_8_devices_matches_1(tmp_path):
-    """One real train step sharded over 8 forced host devices equals the 1-device step (float32 tolerance), on
-    images whose float32 gradients are well conditioned (`make_folder(noisy=True)`)."""
+    """One real train step sharded over 8 forced host devices (a subprocess) equals the 1-device step (this process),
+    to float32 tolerance, on images whose float32 gradients are well conditioned (`make_folder(noisy=True)`)."""
     folder = make_folder(tmp_path / "images", noisy=True)
-    out = {}
-    for n in (1, 8):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
-        script = DP_SCRIPT.format(root=ROOT, folder=folder, workdir=str(tmp_path / f"dp{n}"))
-        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")][-1]
-        out[n] = json.loads(line.split(" ", 1)[1])
+    out = {1: one_step_summary(folder, str(tmp_path / "dp1"))}
+    script = (f"import json, sys; sys.path.insert(0, {os.path.join(ROOT, 'tests')!r}); from test_train import "
+              f"one_step_summary; print('RESULT', json.dumps(one_step_summary({str(folder)!r}, "
+              f"{str(tmp_path / 'dp8')!r})))")
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out[8] = json.loads([line for line in proc.stdout.splitlines() if line.startswith("RESULT")][-1].split(" ", 1)[1])
     assert out[1]["devices"] == 1 and out[8]["devices"] == 8
     np.testing.assert_allclose(out[8]["loss"], out[1]["loss"], rtol=1e-4)
     # per parameter: sum of squares (relative), and sum, whose float32 rounding scales with the sum of |values|
