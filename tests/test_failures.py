@@ -173,7 +173,7 @@ def test_cli_signal_exit_code_and_one_line(tmp_path, digits_dir, capsys):
     assert params_of(workdir)[1] == step
     # the same command with a shorter total is a changed run: refused, one line, exit 2, nothing lost
     capsys.readouterr()
-    assert cli.main(_digits_cli_args(digits_dir, workdir, step + 4)[3:]) == 2
+    assert cli.main(_digits_cli_args(digits_dir, workdir, step + 4)[3:]) == 2  # [3:]: without `python -m mobilejax.cli`
     assert "num_train_steps: 3000 -> " in one_error_line(capsys.readouterr().err)
     assert params_of(workdir)[1] == step
 
