@@ -15,7 +15,7 @@ from mobilejax.errors import UsageError
 from mobilejax.metrics import read_metrics
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_train import ROOT, params_of  # noqa: E402
+from test_train import ROOT, host_devices_env, params_of  # noqa: E402
 
 EVAL_EXAMPLES = 53  # 4 global eval batches of 16, the last with 5: process 1 has no example in it (an empty batch)
 
@@ -36,17 +36,12 @@ def _train_args(digits_dir, workdir, steps, batch=16, extra=()):
             "--config.optim.schedule=constant", "--config.optim.warmup_epochs=0", f"--workdir={workdir}", *extra]
 
 
-def _env(devices):
-    return dict(os.environ, JAX_PLATFORMS="cpu",
-                XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}"))
-
-
 def _run_processes(args, n=2, timeout=300):
     """`args` run as processes 0..n-1 of one job (explicit coordinator on a free local port)."""
     port = _free_port()
     procs = [subprocess.Popen(args + [f"--coordinator=127.0.0.1:{port}", f"--num-processes={n}",
                                       f"--process-id={i}", "--distributed-timeout=120"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(1))
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=host_devices_env(1))
              for i in range(n)]
     outputs = [p.communicate(timeout=timeout) for p in procs]
     return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs)]
@@ -59,7 +54,7 @@ def _results(workdir):
 
 def test_two_processes_match_one_process_with_two_devices_and_resume(tmp_path, digits_dir):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    done = subprocess.run(_train_args(digits_dir, one, 6), capture_output=True, text=True, env=_env(2),
+    done = subprocess.run(_train_args(digits_dir, one, 6), capture_output=True, text=True, env=host_devices_env(2),
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert _results(one)["devices"] == 2

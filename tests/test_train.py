@@ -293,6 +293,12 @@ def test_bad_batch_size_and_dtype(tmp_path):
         build_model(c, 10)
 
 
+def host_devices_env(n: int) -> dict:
+    """This process's environment with `n` forced CPU devices, keeping its XLA flags (conftest.py's fast compile)."""
+    return dict(os.environ, JAX_PLATFORMS="cpu",
+                XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}")
+
+
 def one_step_summary(folder, workdir) -> dict:
     """One train step of `tiny_config` on `folder`: the device count, the loss and per-parameter sums (the data
     parallel test runs it here on 1 device and in a subprocess on 8)."""
@@ -313,10 +319,8 @@ def test_data_parallel_8_devices_matches_1(tmp_path):
     script = (f"import json, sys; sys.path.insert(0, {os.path.join(ROOT, 'tests')!r}); from test_train import "
               f"one_step_summary; print('RESULT', json.dumps(one_step_summary({str(folder)!r}, "
               f"{str(tmp_path / 'dp8')!r})))")
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8")
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
-                          cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", script], env=host_devices_env(8), capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out[8] = json.loads([line for line in proc.stdout.splitlines() if line.startswith("RESULT")][-1].split(" ", 1)[1])
     assert out[1]["devices"] == 1 and out[8]["devices"] == 8
