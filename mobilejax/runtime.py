@@ -108,7 +108,9 @@ def stderr_to_devnull():
 class StopRequest:
     """While active, SIGINT (Ctrl-C) and SIGTERM (a preempted VM, a scheduler's time limit) only *request* a stop:
     the training loop finishes its current step (and any evaluation or checkpoint write under way), saves a
-    checkpoint and exits. A second signal of the same kind stops at once. Outside the main thread it does nothing."""
+    checkpoint and exits. A second signal of the same kind stops at once; one of the other kind changes nothing (Ctrl-C
+    on a sweep reaches its runs as SIGINT from the terminal and SIGTERM from the sweep: one graceful stop). Outside the
+    main thread it does nothing."""
 
     EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -117,9 +119,11 @@ class StopRequest:
         self._old: dict = {}
 
     def _handle(self, signum, frame):
-        if self.signum is not None:  # asked twice: give up on the graceful stop
+        if self.signum == signum:  # asked twice: give up on the graceful stop
             signal.signal(signum, signal.SIG_DFL)
             raise KeyboardInterrupt(f"signal {signum}")
+        if self.signum is not None:  # the other signal while already stopping: the stop under way stands
+            return
         self.signum = signum
         print(f"\nmobilejax: {signal.Signals(signum).name} received; stopping after the current step "
               "(send it again to stop at once)", file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ from mobilejax import cli
 from mobilejax.checkpoint import Checkpoints
 from mobilejax.errors import TrainingStopped, WorkdirConflictError
 from mobilejax.metrics import read_metrics
+from mobilejax.runtime import StopRequest
 from mobilejax.train import loop as loop_mod
 from mobilejax.train import train_and_evaluate
 from mobilejax.workdir import check_resume
@@ -176,6 +177,23 @@ def test_cli_signal_exit_code_and_one_line(tmp_path, digits_dir, capsys):
     assert cli.main(_digits_cli_args(digits_dir, workdir, step + 4)[3:]) == 2  # [3:]: without `python -m mobilejax.cli`
     assert "num_train_steps: 3000 -> " in one_error_line(capsys.readouterr().err)
     assert params_of(workdir)[1] == step
+
+
+def test_a_signal_of_the_other_kind_does_not_turn_the_stop_into_a_kill():
+    """Ctrl-C on a sweep reaches its runs twice: SIGINT from the terminal, then SIGTERM from the sweep. That is one
+    graceful stop; only the same signal again stops at once."""
+    before = signal.getsignal(signal.SIGINT)
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # the handler runs in the main thread between bytecodes
+        assert stop.requested and stop.exit_code == 130
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+        assert stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    assert signal.getsignal(signal.SIGINT) is before  # restored on exit
 
 
 # ---------------------------------------------------------------------------------------------------------------------

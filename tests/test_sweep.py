@@ -154,6 +154,88 @@ def test_trial_stopped_by_a_signal_is_interrupted_not_failed(tmp_path, image_fol
     assert run_sweep(exp, sweep, in_process=True) == 0 and statuses(sweep) == {name: "done"}
 
 
+# A stand-in for `mobilejax train` on a slow machine: SIGTERM makes it finish its "step" and save (2 s), then exit 143.
+SLOW_STOPPER = """
+import os, signal, sys, time
+workdir = sys.argv[1]
+def stop(signum, frame):
+    time.sleep(2)
+    open(os.path.join(workdir, "saved"), "w").close()
+    sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+open(os.path.join(workdir, "started"), "w").close()
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_interrupted_sweep_waits_for_its_runs_to_save(tmp_path, image_folder, monkeypatch, capsys, parallel):
+    """SIGTERM to the sweep: each running run gets SIGTERM and the sweep waits until it has saved and exited, however
+    long that takes; the runs not yet started never start; the sweep exits 130 and the runs are "interrupted"."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    exp = experiment(tmp_path, image_folder, product={"seed": [0, 1, 2]})
+    sweep = str(tmp_path / "sweep")
+    real_popen = subprocess.Popen
+
+    def stand_in(cmd, **kwargs):
+        workdir = next(a.split("=", 1)[1] for a in cmd if a.startswith("--workdir="))
+        return real_popen([sys.executable, "-c", SLOW_STOPPER, workdir], **kwargs)
+    monkeypatch.setattr(subprocess, "Popen", stand_in)
+    names = [t["name"] for t in load_experiment(exp)["runs"]]
+    started = [os.path.join(sweep, n, "started") for n in names]
+
+    def interrupt_once_running():
+        deadline = time.time() + 60
+        while time.time() < deadline and sum(map(os.path.exists, started)) < parallel:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    assert run_sweep(exp, sweep, parallel=parallel) == 130
+    err = capsys.readouterr().err
+    assert f"stopping {parallel} running run(s)" in err and "interrupted; rerun the same command" in err
+    ran = [n for n in names if os.path.exists(os.path.join(sweep, n, "started"))]
+    assert len(ran) == parallel
+    for n in ran:  # each saved before it exited: the sweep did not kill it
+        assert os.path.exists(os.path.join(sweep, n, "saved"))
+    assert all(statuses(sweep)[n] == "interrupted" for n in ran)
+    assert all(not os.path.exists(p) for p in started[parallel:])  # the rest never started
+
+
+def test_stop_trials_has_no_fixed_grace_period_and_a_second_interrupt_kills():
+    import subprocess
+    from mobilejax.sweeps.runner import stop_trials
+
+    class Run:
+        def __init__(self, interrupt_wait=False):
+            self.sent, self.interrupt_wait = [], interrupt_wait
+
+        def terminate(self):
+            self.sent.append("TERM")
+
+        def kill(self):
+            self.sent.append("KILL")
+
+        def wait(self, timeout=None):
+            if timeout is not None:  # it takes longer than any fixed grace period to save its checkpoint
+                raise subprocess.TimeoutExpired("mobilejax train", timeout)
+            if self.interrupt_wait and "KILL" not in self.sent:
+                raise KeyboardInterrupt  # the user interrupts again while the sweep waits
+            return 143 if "KILL" not in self.sent else -9
+
+    slow = [Run(), Run()]
+    stop_trials(slow)
+    assert [r.sent for r in slow] == [["TERM"], ["TERM"]]
+    impatient = [Run(interrupt_wait=True), Run()]
+    with pytest.raises(KeyboardInterrupt):
+        stop_trials(impatient)
+    assert [r.sent for r in impatient] == [["TERM", "KILL"], ["TERM", "KILL"]]
+
+
 def test_dry_run_prints_exactly_the_trials(tmp_path, image_folder, capsys):
     exp_path = experiment(tmp_path, image_folder,
                           product={"model.name": ["mobilenet_v1", "mobilenet_v2"], "model.alpha": [0.25, 1.0]},

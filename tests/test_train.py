@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -258,6 +259,25 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, digits_dir, mon
         train_and_evaluate(c, str(tmp_path))
     params, step = params_of(str(tmp_path))
     assert step == 2 and all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+
+
+def test_the_host_stays_at_most_AHEAD_steps_ahead_of_the_device():
+    """JAX returns from a step before the device has run it; unchecked, the loop would queue a whole log window of
+    steps, and a stop request, which waits for them before its checkpoint, would take minutes on a slow CPU."""
+    import jax.numpy as jnp
+    import ml_collections
+    from mobilejax.train.loop import Plan, TrainLog
+    config = ml_collections.ConfigDict({"batch_size": 8, "progress": False})
+    log = TrainLog(None, Plan(10, 100, 100, 100, 100), config, None, "", 0)
+    step = jax.jit(lambda x: jnp.tanh(x @ x) * 0.05)  # ~0.1 s per call on 2 cores: far slower than its dispatch
+    x = jax.random.normal(jax.random.key(0), (1500, 1500))
+    ahead = TrainLog.AHEAD
+    assert 1 <= ahead <= 3  # enough to keep the device busy; a stop then waits for at most 3 more steps
+    for _ in range(6):
+        x = step(x)
+        log.add({"loss": x[0, 0]}, time.time())
+        assert all(m["loss"].is_ready() for m in log.window[:-ahead])
+    assert len(log.window) == 6 and not all(m["loss"].is_ready() for m in log.window)  # it does run ahead by AHEAD
 
 
 def test_tta_logits_average_the_mirrored_and_shifted_views():

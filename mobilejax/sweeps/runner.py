@@ -122,21 +122,40 @@ def _cpu_sets(parallel: int) -> list[list[int]]:
     return sets
 
 
-_LIVE: set = set()  # running trial subprocesses, terminated when the sweep is interrupted
+_LIVE: set = set()  # running trial subprocesses, stopped when the sweep is interrupted
 _LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()  # set once the sweep is interrupted: no new trial subprocess starts
 
 
-def _terminate_all() -> None:
-    with _LIVE_LOCK:
-        procs = list(_LIVE)
+def stop_trials(procs: list) -> None:
+    """Stop running trial subprocesses as a scheduler would: SIGTERM, then wait, however long it takes, for each to
+    finish its current step and save a checkpoint (a fixed grace period would kill a slow machine's runs before they
+    save and lose their progress). Another interrupt while waiting kills them."""
+    if not procs:
+        return
+    print(f"[sweep] stopping {len(procs)} running run(s): each saves a checkpoint after its current step "
+          "(interrupt again to kill them)", file=sys.stderr, flush=True)
     for proc in procs:
         with contextlib.suppress(OSError):
             proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    try:
+        for proc in procs:
+            proc.wait()
+    except KeyboardInterrupt:
+        for proc in procs:
+            with contextlib.suppress(OSError):
+                proc.kill()
+        for proc in procs:
+            proc.wait()
+        raise
+
+
+def _stop_live() -> None:
+    """Stop every running trial subprocess; none starts after this (until the next sweep)."""
+    with _LIVE_LOCK:
+        _STOPPING.set()
+        procs = [p for p in _LIVE if p.poll() is None]
+    stop_trials(procs)
 
 
 def _run_subprocess(argv: list[str], trial_dir: str, cpus: list[int] | None) -> int:
@@ -151,25 +170,19 @@ def _run_subprocess(argv: list[str], trial_dir: str, cpus: list[int] | None) -> 
     with open(os.path.join(trial_dir, LOG_FILE), "a") as log:
         log.write(f"\n=== {_now()} {command_line(argv)}" + (f" (cpus {cpus})" if cpus else "") + "\n")
         log.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "mobilejax.cli", *argv], stdout=log,
-                                stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
         with _LIVE_LOCK:
+            if _STOPPING.is_set():  # the sweep was interrupted while this run was about to start
+                raise KeyboardInterrupt("the sweep is stopping")
+            proc = subprocess.Popen([sys.executable, "-m", "mobilejax.cli", *argv], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
             _LIVE.add(proc)
         if cpus is not None and hasattr(os, "sched_setaffinity"):
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(proc.pid, cpus)
-        try:
-            return proc.wait()
-        except BaseException:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise
-        finally:
-            with _LIVE_LOCK:
-                _LIVE.discard(proc)
+        rc = proc.wait()  # interrupted: it stays in _LIVE for _stop_live
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+        return rc
 
 
 def _run_in_process(exp: dict, trial: dict, sweep_dir: str) -> int:
@@ -240,8 +253,13 @@ def _run_all(exp, todo, workdir, state, parallel, in_process) -> list[str]:
     """Run the runs; SIGTERM (e.g. a scheduler's kill) stops them like Ctrl-C, terminating the running ones."""
     main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    _STOPPING.clear()
     try:
-        return _run_trials(exp, todo, workdir, state, parallel, in_process)
+        try:
+            return _run_trials(exp, todo, workdir, state, parallel, in_process)
+        except KeyboardInterrupt:
+            _stop_live()  # still under this handler: a second SIGTERM while waiting kills the runs
+            raise
     finally:
         if main:
             signal.signal(signal.SIGTERM, old)
@@ -263,8 +281,15 @@ def _run_trials(exp, todo, workdir, state, parallel, in_process) -> list[str]:
             with lock:
                 free.append(slot)
 
-    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+    pool = concurrent.futures.ThreadPoolExecutor(parallel)
+    try:
         return list(pool.map(job, todo))
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)  # the pending runs never start
+        _stop_live()
+        raise
+    finally:
+        pool.shutdown(wait=True)  # the running ones have stopped: their threads record it and end
 
 
 def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = False, *, seeds: int | None = None,
@@ -335,7 +360,6 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
     try:
         _run_all(exp, todo, workdir, state, parallel, in_process)
     except KeyboardInterrupt:
-        _terminate_all()
         for name, st in state.manifest["state"].items():
             if st.get("status") == "running":
                 state.set(name, status="interrupted", finished=_now())

@@ -155,7 +155,14 @@ def _train(config, plan: Plan, steps: Steps, state, meta: dict, ds, ckpt: Checkp
 
 class TrainLog:
     """Metrics of the steps since the last log line: fetched together (the device runs ahead meanwhile), checked for
-    a non-finite loss, written as means with the throughput; also the progress bar and the compile time."""
+    a non-finite loss, written as means with the throughput; also the progress bar and the compile time.
+
+    JAX dispatches asynchronously, so unchecked the host would queue a whole log window of steps ahead of the device,
+    and a stop request (which waits for the queued steps before its checkpoint) would take up to `log_every_steps`
+    steps: minutes on a slow CPU. `add` keeps the host at most `AHEAD` steps ahead: enough to keep the device busy,
+    few enough that a stop takes at most that many more steps."""
+
+    AHEAD = 2
 
     def __init__(self, writer: MetricWriter | None, plan: Plan, config, ckpt: Checkpoints, workdir: str,
                  start_step: int):
@@ -179,6 +186,8 @@ class TrainLog:
             self.restart_clock()
         else:
             self.window_images += self.batch_size
+            if len(self.window) > self.AHEAD:
+                jax.block_until_ready(self.window[-1 - self.AHEAD])
         if self.pbar is not None:
             self.pbar.update(1)
 
