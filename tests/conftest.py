@@ -19,6 +19,15 @@ if "MOBILEJAX_CACHE_DIR" not in os.environ and "PYTEST_XDIST_WORKER" not in os.e
     os.environ["MOBILEJAX_CACHE_DIR"] = _SESSION_CACHE
 
 
+def pytest_collection_modifyitems(config, items):
+    """The `heavy` tests first, the heaviest (`heavy(seconds)`, default 30) first of all, the rest in their order:
+    longest-first scheduling keeps the xdist workers balanced."""
+    def cost(item):
+        mark = item.get_closest_marker("heavy")
+        return -(mark.args[0] if mark and mark.args else 30 if mark else 0)
+    items.sort(key=cost)
+
+
 def pytest_unconfigure(config):
     if _SESSION_CACHE is not None:
         shutil.rmtree(_SESSION_CACHE, ignore_errors=True)

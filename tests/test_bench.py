@@ -23,6 +23,7 @@ def test_bench_json(mode, capsys):
     assert out["achieved_gflop_s"] == pytest.approx(flops / (out["step_ms_median"] / 1e3) / 1e9, rel=0.02)
 
 
+@pytest.mark.heavy
 def test_bench_model_options(capsys):
     assert cli.main(["bench", "mobilenet_v2", "--alpha", "0.35", "--resolution", "16", "--batch", "2", "--steps", "1",
                      "--option", "small_input=True", "--json"]) == 0
@@ -39,6 +40,7 @@ def test_bench_rejects_bad_input(capsys):
     assert cli.main(["bench", "mobilenet_v2", "--steps", "0"]) == 2
 
 
+@pytest.mark.heavy
 def test_bench_reports_cpu_costs(capsys):
     assert cli.main(["bench", "mobilenet_v3_small", "--alpha", "0.35", "--resolution", "32", "--batch", "2",
                      "--steps", "1", "--json"]) == 0

@@ -173,6 +173,7 @@ def test_torchvision_logits_match(tmp_path, model):
     assert_logits_match(model, expected, mobilejax_logits(out, images))
 
 
+@pytest.mark.heavy
 def test_bad_weight_files(tmp_path):
     kmodel = convert_lib.keras_model("mobilenet_v2", 0.5, CLASSES, RES)
     path = str(tmp_path / "v2_050.weights.h5")

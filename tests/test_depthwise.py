@@ -95,6 +95,7 @@ def test_conv_module_depthwise_and_pointwise(stride, impl):
     # the ImageNet stem (stride-2 conv, then the 3x3 max-pool and its fast path: mobilejax/ops/pooling.py)
     ("shufflenet_v2", dict(alpha=0.5), 32),
 ])
+@pytest.mark.heavy
 def test_full_model_same_logits_and_grads_across_impls(name, knobs, res):
     """Same params, same batch: logits, parameter gradients and BatchNorm statistics agree between "xla" and
     "shift" (every CPU fast path: depthwise, stem im2col, max-pool). In float64: in float32 a few gradients that

@@ -52,6 +52,7 @@ def _results(workdir):
         return json.load(f)
 
 
+@pytest.mark.heavy(200)
 def test_two_processes_match_one_process_with_two_devices_and_resume(tmp_path, digits_dir):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
     done = subprocess.run(_train_args(digits_dir, one, 6), capture_output=True, text=True, env=host_devices_env(2),

@@ -28,7 +28,9 @@ def trained(tmp_path_factory):
     return workdir
 
 
-@pytest.mark.parametrize("quantize", ["none", "int8"])
+# the first one trains the module's model (~100 s cold); the other runs later, from the compilation cache if on the
+# other worker
+@pytest.mark.parametrize("quantize", [pytest.param("none", marks=pytest.mark.heavy(100)), "int8"])
 def test_export_tflite(trained, quantize, capsys, tmp_path):
     out = str(tmp_path / f"m_{quantize}.tflite")
     capsys.readouterr()
@@ -56,6 +58,7 @@ def test_export_bad_input(trained, capsys):
 
 @pytest.mark.parametrize("name,alpha", [("mobilenet_v1", 0.25), ("mobilenet_v3_large", 0.75),
                                         ("mobilenet_v3_small", 0.75), ("shufflenet_v2", 0.5)])
+@pytest.mark.heavy
 def test_every_family_converts(name, alpha):
     """Squeeze-excite, hard-swish, channel split/shuffle and max-pool all reach TFLite with equal float32 logits."""
     import jax

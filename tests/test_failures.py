@@ -88,6 +88,7 @@ def uninterrupted_signal_run(digits_dir, tmp_path_factory):
 
 @pytest.mark.parametrize("where,sig,code", [("step", signal.SIGTERM, 143), ("evaluation", signal.SIGINT, 130),
                                             ("checkpoint", signal.SIGTERM, 143)])
+@pytest.mark.heavy
 def test_signal_stops_with_checkpoint_and_resumes_identically(tmp_path, digits_dir, uninterrupted_signal_run,
                                                               monkeypatch, where, sig, code):
     """SIGTERM or SIGINT at step 4 (before the step's input, during its evaluation, or during its checkpoint write):
@@ -152,6 +153,7 @@ def _digits_cli_args(digits_dir, workdir, steps):
             f"--workdir={workdir}"]
 
 
+@pytest.mark.heavy
 def test_cli_signal_exit_code_and_one_line(tmp_path, digits_dir, capsys):
     """A real `mobilejax train` process: SIGTERM (what schedulers and preempted VMs send) arrives while it trains; it
     exits 143 with one line and a checkpoint at the step it names. (SIGINT's 130: the in-process signal test.)"""
@@ -268,6 +270,7 @@ def _small_tmpfs(path, size_kb, readonly=False):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0, reason="mounting needs root on Linux")
+@pytest.mark.heavy
 def test_full_and_read_only_disk(tmp_path, digits_dir, capsys):
     full, ro = tmp_path / "full", tmp_path / "ro"
     if not (_small_tmpfs(full, 400) and _small_tmpfs(ro, 64, readonly=True)):
@@ -364,6 +367,7 @@ def test_finished_run_is_not_rerun(tmp_path, digits_dir, capsys):
     assert "finished run" in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 def test_corrupt_latest_checkpoint_falls_back(tmp_path, digits_dir, capsys):
     c = digits_config(digits_dir, num_train_steps=6, checkpoint_every_steps=2, keep_checkpoints=3)
     full = str(tmp_path / "full")
@@ -399,6 +403,7 @@ def test_tensorboard_has_each_step_once_after_resume(tmp_path, digits_dir):
     assert sorted(steps) == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.heavy
 def test_train_stdout_is_only_the_results_json(tmp_path, digits_dir):
     args = _digits_cli_args(digits_dir, str(tmp_path / "run"), 4)
     args[args.index("--config.progress=False")] = "--config.progress=True"

@@ -59,6 +59,7 @@ def test_frozen_backbone_keeps_every_pretrained_tensor(tmp_path, folder, pretrai
     assert np.abs(after["classifier"]["kernel"]).sum() > 0
 
 
+@pytest.mark.heavy
 def test_backbone_learning_rate_scale(tmp_path, folder, pretrained):
     """A backbone at lr x 0.1 moves, and it moves less than at the full rate; both start from the pretrained tensors."""
     moved = {}

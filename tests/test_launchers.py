@@ -44,6 +44,7 @@ def test_slurm_launcher_bad_options(tmp_path, image_folder, capsys):  # noqa: F8
     assert "--time=0 must be an integer >= 1" in capsys.readouterr().err
 
 
+@pytest.mark.heavy(100)
 def test_submitit_local_executor_runs_a_sweep(tmp_path, image_folder):  # noqa: F811
     exp = experiment(tmp_path, image_folder, product={"data.random_flip": [True, False]})
     sweep = str(tmp_path / "sweep")

@@ -197,6 +197,7 @@ def test_unreadable_file_is_named(tmp_path):
                      batch_size=2, eval_batch_size=2)
 
 
+@pytest.mark.heavy
 def test_train_without_tensorflow(folder, tmp_path):
     """`mobilejax train` with the memory pipeline where TensorFlow and tfds cannot be imported (a bare GPU machine)."""
     block = ("import sys; sys.modules['tensorflow'] = None; sys.modules['tensorflow_datasets'] = None; "

@@ -103,6 +103,7 @@ def test_bad_alpha_is_one_clear_error(value):
         mixing.validate(0.0, value)
 
 
+@pytest.mark.heavy
 def test_the_configured_train_step_mixes_its_batch():
     """`data.mixup_alpha` / `data.cutmix_alpha` reach the compiled step: its loss is the mixed-target loss of the
     batch mixed with the step's own key (and differs from the unmixed loss)."""

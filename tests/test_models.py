@@ -87,6 +87,7 @@ def test_small_input_stem_keeps_more_resolution(name):
 
 
 @pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "shufflenet_v2"])
+@pytest.mark.heavy
 def test_jit_grad_and_train_eval_modes(name):
     # the reference depthwise implementation compiles fastest; tests/test_depthwise.py proves "shift" (the CPU
     # default) gives the same logits and gradients through a whole model

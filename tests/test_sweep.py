@@ -68,6 +68,7 @@ def test_trial_names_and_product(tmp_path, image_folder):
     assert len(trial_name({"x" * 80: 1, "y" * 80: 2})) <= 100
 
 
+@pytest.mark.heavy
 def test_sweep_runs_interrupts_resumes_and_skips(tmp_path, image_folder, capsys):
     # seed and flip do not change the compiled step: one compilation for the four trials
     exp = experiment(tmp_path, image_folder, product={"seed": [0, 1], "data.random_flip": [True, False]})
@@ -112,6 +113,7 @@ def test_sweep_runs_interrupts_resumes_and_skips(tmp_path, image_folder, capsys)
     assert capsys.readouterr().err.count("finished, skipped") == 4
 
 
+@pytest.mark.heavy
 def test_failing_trial_does_not_stop_the_others(tmp_path, image_folder):
     """Real `mobilejax train` subprocesses, two at a time on disjoint CPUs; one trial's data is missing."""
     missing = str(tmp_path / "no_such_folder")
@@ -391,6 +393,7 @@ def test_shipped_experiments_validate(tmp_path, capsys):
         assert not any(os.path.isdir(os.path.join(tmp_path, f, t["name"])) for t in exp["trials"])
 
 
+@pytest.mark.heavy
 def test_restore_continues_a_sweep_elsewhere_from_its_records(tmp_path, image_folder, capsys):
     # a sweep runs on one machine; its report's runs.jsonl (no checkpoints) continues it in another directory
     exp = experiment(tmp_path, image_folder, product={"data.random_flip": [True, False]}, seeds=[0, 1])
@@ -422,6 +425,7 @@ def test_restore_continues_a_sweep_elsewhere_from_its_records(tmp_path, image_fo
     assert "restored 0 finished run(s)" in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 def test_restore_refuses_records_of_other_settings(tmp_path, image_folder, capsys):
     exp = experiment(tmp_path, image_folder, trials=[{"model.alpha": 0.25}], seeds=[0])
     first = str(tmp_path / "first")

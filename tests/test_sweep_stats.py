@@ -218,6 +218,7 @@ def test_dry_run_prints_one_command_per_trial_and_seed(tmp_path, image_folder, c
     assert "no sweep.json" in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 def test_replicated_sweep_end_to_end(tmp_path, image_folder, capsys):  # noqa: F811
     exp = experiment(tmp_path, image_folder, product={"data.random_flip": [True, False]}, seeds=(0, 1),
                      comparisons=[{"a": {"data.random_flip": True}, "b": {"data.random_flip": False}}])

@@ -76,6 +76,7 @@ def params_of(workdir, which="latest"):
     return params, step
 
 
+@pytest.mark.heavy
 def test_digits_run_writes_everything(tmp_path, digits_dir):
     c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:200]", eval_split="test")
     c.num_epochs = 2
@@ -138,6 +139,7 @@ def test_tfds_mock_run(tmp_path):
     assert res["steps"] == 3 and res["eval_examples"] == 24 and res["num_classes"] == 10
 
 
+@pytest.mark.heavy
 def test_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
     c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
     c.num_train_steps = 6
@@ -224,6 +226,7 @@ def test_misspelt_key_from_cli_exits_cleanly(capsys):
     assert "num_epoch" in capsys.readouterr().err
 
 
+@pytest.mark.heavy
 def test_workdir_of_another_model_is_refused(tmp_path, digits_dir):
     c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:64]", eval_split="test[:20]")
     c.num_train_steps = 2
@@ -331,6 +334,7 @@ def one_step_summary(folder, workdir) -> dict:
     return {"devices": jax.device_count(), "loss": res["final_loss"], "params": leaves}
 
 
+@pytest.mark.heavy(75)
 def test_data_parallel_8_devices_matches_1(tmp_path):
     """One real train step sharded over 8 forced host devices (a subprocess) equals the 1-device step (this process),
     to float32 tolerance, on images whose float32 gradients are well conditioned (`make_folder(noisy=True)`)."""
