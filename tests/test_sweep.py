@@ -427,34 +427,31 @@ def test_restore_continues_a_sweep_elsewhere_from_its_records(tmp_path, image_fo
 
 @pytest.mark.heavy
 def test_restore_refuses_records_of_other_settings(tmp_path, image_folder, capsys):
-    exp = experiment(tmp_path, image_folder, trials=[{"model.alpha": 0.25}], seeds=[0])
-    first = str(tmp_path / "first")
-    assert run_sweep(exp, first, in_process=True) == 0
-    records = write_report(first, echo=False)["files"]["runs_jsonl"]
-    changed = experiment(tmp_path, image_folder, name="changed.py", trials=[{"model.alpha": 0.25}], seeds=[0],
-                         fixed={**fixed(image_folder), "num_train_steps": 4})
-    second = str(tmp_path / "second")
-    capsys.readouterr()
-    assert run_sweep(changed, second, in_process=True, restore=[records]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "was trained with other settings" in err[0] and "config num_train_steps=3 vs 4" in err[0]
-    run = load_experiment(changed)["runs"][0]["name"]
-    assert not os.path.exists(os.path.join(second, run, "results.json"))
-    # the same experiment file, but its base config file changed since: the resolved configs differ
+    # the base config is a file of its own here, so that it can change after the records were written
     base = tmp_path / "base.py"
     base.write_text("from mobilejax.config import get_config as default_config, model_config\n\n\n"
                     "def get_config(arg=None):\n    config = default_config()\n"
                     "    config.model = model_config('mobilenet_v1', small_input=True)\n"
                     "    config.optim.label_smoothing = 0.0\n    return config\n")
-    exp_b = experiment(tmp_path, image_folder, name="exp_b.py", base=str(base), trials=[{"model.alpha": 0.25}],
-                       seeds=[0])
-    assert run_sweep(exp_b, str(tmp_path / "b1"), in_process=True) == 0
-    records_b = write_report(str(tmp_path / "b1"), echo=False)["files"]["runs_jsonl"]
+    exp = experiment(tmp_path, image_folder, base=str(base), trials=[{"model.alpha": 0.25}], seeds=[0])
+    assert run_sweep(exp, str(tmp_path / "first"), in_process=True) == 0
+    records = write_report(str(tmp_path / "first"), echo=False)["files"]["runs_jsonl"]
+    run = load_experiment(exp)["runs"][0]["name"]
+    # the experiment file changed: another number of steps
+    changed = experiment(tmp_path, image_folder, name="changed.py", base=str(base), trials=[{"model.alpha": 0.25}],
+                         seeds=[0], fixed={**fixed(image_folder), "num_train_steps": 4})
+    capsys.readouterr()
+    assert run_sweep(changed, str(tmp_path / "second"), in_process=True, restore=[records]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was trained with other settings" in err[0] and "config num_train_steps=3 vs 4" in err[0]
+    assert not os.path.exists(tmp_path / "second" / run / "results.json")
+    # the same experiment file, but its base config file changed since: the resolved configs differ
     base.write_text(base.read_text().replace("label_smoothing = 0.0", "label_smoothing = 0.2"))
     capsys.readouterr()
-    assert run_sweep(exp_b, str(tmp_path / "b2"), in_process=True, restore=[records_b]) == 2
+    assert run_sweep(exp, str(tmp_path / "b2"), in_process=True, restore=[records]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "config optim.label_smoothing=0.0 vs 0.2" in err[0], err
+    assert not os.path.exists(tmp_path / "b2" / run / "results.json")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"run": "seed-0"}\n')
     for path, says in ((str(bad), "line 1 is not a run record"), (str(tmp_path / "none.jsonl"), "no such file")):
