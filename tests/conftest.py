@@ -24,7 +24,9 @@ def pytest_collection_modifyitems(config, items):
     longest-first scheduling keeps the xdist workers balanced."""
     def cost(item):
         mark = item.get_closest_marker("heavy")
-        return -(mark.args[0] if mark and mark.args else 30 if mark else 0)
+        if mark is None:
+            return 0
+        return -(mark.args[0] if mark.args else 30)
     items.sort(key=cost)
 
 

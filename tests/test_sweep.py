@@ -7,6 +7,11 @@ import csv
 import json
 import os
 import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -174,11 +179,6 @@ time.sleep(600)
 def test_interrupted_sweep_waits_for_its_runs_to_save(tmp_path, image_folder, monkeypatch, capsys, parallel):
     """SIGTERM to the sweep: each running run gets SIGTERM and the sweep waits until it has saved and exited, however
     long that takes; the runs not yet started never start; the sweep exits 130 and the runs are "interrupted"."""
-    import signal
-    import subprocess
-    import sys
-    import threading
-    import time
     exp = experiment(tmp_path, image_folder, product={"seed": [0, 1, 2]})
     sweep = str(tmp_path / "sweep")
     real_popen = subprocess.Popen
@@ -209,7 +209,6 @@ def test_interrupted_sweep_waits_for_its_runs_to_save(tmp_path, image_folder, mo
 
 
 def test_stop_trials_has_no_fixed_grace_period_and_a_second_interrupt_kills():
-    import subprocess
     from mobilejax.sweeps.runner import stop_trials
 
     class Run:

@@ -255,20 +255,22 @@ def _run_all(exp, todo, workdir, state, parallel, in_process) -> list[str]:
     old = signal.signal(signal.SIGTERM, _interrupt) if main else None
     _STOPPING.clear()
     try:
-        try:
-            return _run_trials(exp, todo, workdir, state, parallel, in_process)
-        except KeyboardInterrupt:
-            _stop_live()  # still under this handler: a second SIGTERM while waiting kills the runs
-            raise
+        return _run_trials(exp, todo, workdir, state, parallel, in_process)
     finally:
         if main:
             signal.signal(signal.SIGTERM, old)
 
 
 def _run_trials(exp, todo, workdir, state, parallel, in_process) -> list[str]:
+    """Run `todo`, `parallel` at a time. Interrupted, stop the running runs (still under `_run_all`'s SIGTERM handler,
+    so a second SIGTERM while waiting for them kills them)."""
     cpu_sets = _cpu_sets(parallel)
     if parallel == 1:
-        return [run_trial(exp, trial, workdir, state, None, in_process) for trial in todo]
+        try:
+            return [run_trial(exp, trial, workdir, state, None, in_process) for trial in todo]
+        except KeyboardInterrupt:
+            _stop_live()
+            raise
     free = list(range(parallel))
     lock = threading.Lock()
 
