@@ -131,6 +131,52 @@ def test_model_learns_a_separable_problem(tmp_path, folder):
     assert res["eval_examples"] == 15 and res["final_accuracy"] >= 0.9, res
 
 
+def test_runs_of_one_setting_share_one_compiled_program(tmp_path, folder):
+    """A second run of the same setting in this process (another seed, workdir and logging cadence) reuses the
+    program: the train and eval steps are traced and compiled once, and the results equal a fresh program's."""
+    from mobilejax.train import program as program_lib
+    c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
+    c.num_train_steps = 3
+    program_lib.clear_cache()
+    first = train_and_evaluate(c, str(tmp_path / "a"))
+    (program,) = program_lib._CACHE.values()
+    other = c.copy_and_resolve_references()
+    other.seed, other.log_every_steps, other.checkpoint_every_steps = 1, 1, 2
+    train_and_evaluate(other, str(tmp_path / "b"))
+    again = train_and_evaluate(c, str(tmp_path / "c"))
+    assert list(program_lib._CACHE.values()) == [program]
+    assert program.steps.train._cache_size() == 1 and program.steps.eval._cache_size() == 1
+    assert again["final_loss"] == first["final_loss"]
+    for x, y in zip(jax.tree.leaves(params_of(str(tmp_path / "a"))[0]),
+                    jax.tree.leaves(params_of(str(tmp_path / "c"))[0])):
+        np.testing.assert_array_equal(x, y)
+    program_lib.clear_cache()
+    fresh = train_and_evaluate(c, str(tmp_path / "d"))
+    assert fresh["final_loss"] == first["final_loss"] and list(program_lib._CACHE.values()) != [program]
+
+
+def test_program_key_holds_every_setting_the_compiled_code_depends_on():
+    from mobilejax.train.program import program_key
+    base = tiny_config(dataset="sklearn_digits")
+    key = lambda c, **shape: program_key(c, **{"num_classes": 10, "image_size": 16, "steps_per_epoch": 5,  # noqa: E731
+                                               "total_steps": 10, **shape})
+    same = base.copy_and_resolve_references()
+    same.seed, same.log_every_steps, same.data.data_dir, same.data.train_split = 7, 3, "/elsewhere", "train[:10]"
+    same.checkpoint_every_steps, same.eval_every_epochs, same.progress = 9, 0.5, True
+    assert key(same) == key(base)
+    changes = {"model.alpha": 0.5, "model.activation": "hard_swish", "optim.learning_rate": 0.1,
+               "optim.label_smoothing": 0.25, "optim.ema_decay": 0.9, "optim.schedule": "linear", "dtype": "bfloat16",
+               "data.mixup_alpha": 0.2, "data.cutmix_alpha": 1.0, "eval_flip": True, "eval_shift": 2,
+               "finetune.backbone_lr_scale": 0.1}
+    for path, value in changes.items():
+        c = base.copy_and_resolve_references()
+        section, _, name = path.rpartition(".")
+        (c[section] if section else c)[name] = value
+        assert key(c) != key(base), path
+    for shape in ({"num_classes": 3}, {"image_size": 32}, {"steps_per_epoch": 6}, {"total_steps": 11}):
+        assert key(base, **shape) != key(base), shape
+
+
 def test_tfds_mock_run(tmp_path):
     c = tiny_config(dataset="cifar10", train_split="train", eval_split="test")
     c.num_train_steps = 3

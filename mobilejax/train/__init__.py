@@ -2,6 +2,7 @@
 
     state.py      TrainState, the model from a config, the device mesh, run-level config checks
     steps.py      the jit-compiled train/eval steps and their shardings
+    program.py    a run's model, schedule, optimizer and steps, built once per process for each distinct setting
     mixing.py     MixUp and CutMix of training batches (on device)
     loop.py       `train_and_evaluate(config, workdir)`: the resumable training loop
     inference.py  `evaluate` and `predict` from a workdir

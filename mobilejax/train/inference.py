@@ -10,9 +10,8 @@ import numpy as np
 from mobilejax import workdir as workdir_lib
 from mobilejax.checkpoint import Checkpoints
 from mobilejax.errors import UsageError
-from mobilejax.optim import create_optimizer, create_schedule
-from mobilejax.train.state import build_model, init_state, make_mesh
-from mobilejax.train.steps import Steps, evaluate_batches
+from mobilejax.train.program import get_program
+from mobilejax.train.steps import evaluate_batches
 
 CHECKPOINTS = ("best", "latest")
 
@@ -21,19 +20,15 @@ def restore(config, workdir: str, checkpoint: str, num_classes: int, image_size:
     """(model, steps, state, meta) of a workdir's `checkpoint` ("best" or "latest") for inference."""
     if checkpoint not in CHECKPOINTS:
         raise UsageError(f"unknown checkpoint {checkpoint!r}; allowed: {', '.join(CHECKPOINTS)}")
-    model = build_model(config, num_classes)
-    schedule = create_schedule(config.optim, 1, 1)
-    steps = Steps(config, schedule, make_mesh())
-    tx = create_optimizer(config.optim, schedule, config.get("finetune"))
-    abstract = jax.eval_shape(lambda r: init_state(model, tx, r, image_size, bool(config.optim.ema_decay)),
-                              jax.random.key(0))
+    program = get_program(config, num_classes, image_size)
+    model, steps = program.model, program.steps
     ckpt = Checkpoints(workdir, config.keep_checkpoints)
     try:
         if ckpt.latest_step(checkpoint) is None:
             hint = ("; the run has no evaluation yet (interrupted early?): use --checkpoint latest"
                     if checkpoint == "best" and ckpt.latest_step("latest") is not None else "")
             raise UsageError(f"no {checkpoint} checkpoint in {workdir}{hint}")
-        state, meta = ckpt.restore(abstract, steps.repl, which=checkpoint)
+        state, meta = ckpt.restore(program.abstract_state(), steps.repl, which=checkpoint)
     finally:
         ckpt.close()
     return model, steps, state.replace(apply_fn=model.apply), meta

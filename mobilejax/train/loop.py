@@ -26,10 +26,10 @@ from mobilejax import workdir as workdir_lib
 from mobilejax.checkpoint import Checkpoints
 from mobilejax.errors import TrainingStopped
 from mobilejax.metrics import MetricWriter, plot_learning_curves, read_metrics
-from mobilejax.optim import create_optimizer, create_schedule
 from mobilejax.runtime import StopRequest, enable_compilation_cache
 from mobilejax.train import pretrained
-from mobilejax.train.state import build_model, init_state, make_mesh, validate_config
+from mobilejax.train.program import Program, get_program
+from mobilejax.train.state import validate_config
 from mobilejax.train.steps import Steps, evaluate_batches
 
 
@@ -41,18 +41,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     validate_config(config)                     # everything is validated before anything is written
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                       seed=config.seed, process=(jax.process_index(), jax.process_count()))
-    model = build_model(config, ds.num_classes)
     plan = Plan.create(config, ds.steps_per_epoch)
+    program = get_program(config, ds.num_classes, ds.image_size, plan.steps_per_epoch, plan.total_steps)
+    steps = program.steps
     workdir_lib.prepare(workdir)
     accepted = workdir_lib.check_resume(config, workdir)
     enable_compilation_cache()
 
-    schedule = create_schedule(config.optim, plan.steps_per_epoch, plan.total_steps)
-    steps = Steps(config, schedule, make_mesh())
     ckpt = Checkpoints(workdir, config.keep_checkpoints)
     try:
-        tx = create_optimizer(config.optim, schedule, config.finetune)
-        state, meta = _restore_or_init(config, model, tx, steps, ckpt, ds.image_size, workdir)
+        state, meta = _restore_or_init(config, program, ckpt, workdir)
         if meta["step"] >= plan.total_steps and os.path.exists(os.path.join(workdir, workdir_lib.RESULTS_FILE)):
             print(f"mobilejax: {workdir} holds a finished run; its results are unchanged", file=sys.stderr)
             return workdir_lib.read_json(os.path.join(workdir, workdir_lib.RESULTS_FILE))
@@ -66,7 +64,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             state, last_eval = _train(config, plan, steps, state, meta, ds, ckpt, log, stop, t_start)
     finally:
         ckpt.close()
-    results = _write_results(config, workdir, model, ds, plan, meta, last_eval, log, time.time() - t_start)
+    results = _write_results(config, workdir, program, ds, plan, meta, last_eval, log, time.time() - t_start)
     if stop.requested:  # the signal came during the last step or its evaluation: everything is written
         raise TrainingStopped(f"stopped at step {plan.total_steps}, the last one; results are written", stop.exit_code)
     return results
@@ -95,21 +93,18 @@ class Plan:
         return step % self.checkpoint_every == 0 or self.is_eval(step)
 
 
-def _restore_or_init(config, model, tx, steps: Steps, ckpt: Checkpoints, image_size: int, workdir: str):
+def _restore_or_init(config, program: Program, ckpt: Checkpoints, workdir: str):
     """The state and bookkeeping (`step`, `best`, `wall_time_s`) of the latest checkpoint, or a fresh state."""
-    init_rng = jax.random.split(jax.random.key(config.seed))[0]
-    ema = bool(config.optim.ema_decay)
-    init = jax.jit(lambda r: init_state(model, tx, r, image_size, ema), out_shardings=steps.repl)
+    repl = program.steps.repl
     if ckpt.latest_step() is None:
-        state = init(init_rng)
+        state = program.init(jax.random.split(jax.random.key(config.seed))[0])
         if config.init_from:  # fine-tuning: the pretrained tensors replace the random ones
-            state = pretrained.init_from(state, config.init_from, config.init_checkpoint, steps.repl)
-        return state.replace(apply_fn=model.apply), {"step": 0, "best": {"accuracy": None, "step": None},
-                                                     "wall_time_s": 0.0}
-    state, meta = ckpt.restore(jax.eval_shape(init, init_rng), steps.repl)
+            state = pretrained.init_from(state, config.init_from, config.init_checkpoint, repl)
+        return state, {"step": 0, "best": {"accuracy": None, "step": None}, "wall_time_s": 0.0}
+    state, meta = ckpt.restore(program.abstract_state(), repl)
     meta = {**meta, "step": int(state.step)}
     print(f"mobilejax: resuming from step {meta['step']} in {workdir}", file=sys.stderr, flush=True)
-    return state.replace(apply_fn=model.apply), meta
+    return state.replace(apply_fn=program.model.apply), meta
 
 
 def _train(config, plan: Plan, steps: Steps, state, meta: dict, ds, ckpt: Checkpoints, log: "TrainLog",
@@ -247,11 +242,9 @@ class TrainLog:
             self.writer.close()
 
 
-def _write_results(config, workdir: str, model, ds, plan: Plan, meta: dict, last_eval: dict, log: TrainLog,
-                   session_s: float) -> dict:
-    from mobilejax.summary import summarize_module
-
-    summary = summarize_module(model, ds.image_size, config.model.name)
+def _write_results(config, workdir: str, program: Program, ds, plan: Plan, meta: dict, last_eval: dict,
+                   log: TrainLog, session_s: float) -> dict:
+    summary = program.summary
     results = {
         "model": config.model.name, "alpha": summary.alpha, "dataset": config.data.dataset,
         "image_size": ds.image_size, "num_classes": ds.num_classes,
