@@ -25,7 +25,7 @@ import json
 import os
 import sys
 
-from mobilejax.runtime import quiet_logs, reexec_with_malloc_tuning
+from mobilejax.runtime import import_tensorflow_quietly, quiet_logs, reexec_with_malloc_tuning
 
 CONFIG_HELP = """\
 config:
@@ -182,27 +182,33 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
         distributed.initialize(distributed.DistributedOptions(
             mode=args.distributed, coordinator=args.coordinator, num_processes=args.num_processes,
             process_id=args.process_id, timeout_s=args.distributed_timeout))
-        results = train_and_evaluate(load_config(config_args), args.workdir)
+        config = load_config(config_args)
+        _tensorflow_for(config, args)
+        results = train_and_evaluate(config, args.workdir)
         if distributed.is_primary():
             print(json.dumps(results))
     elif args.command == "eval":
         from mobilejax.train import evaluate
         from mobilejax.workdir import load_config as load_run_config
         config = load_config(config_args, base=load_run_config(args.workdir))
+        _tensorflow_for(config, args)
         print(json.dumps(evaluate(config, args.workdir, args.checkpoint)))
     elif args.command == "predict":
         from mobilejax.train import predict
         from mobilejax.workdir import load_config as load_run_config
         config = load_config(config_args, base=load_run_config(args.workdir))
+        _tensorflow_for(config, args)
         for row in predict(config, args.workdir, args.images, args.top_k, args.checkpoint):
             print(json.dumps(row))
     elif args.command == "export":
+        import_tensorflow_quietly(args.verbose)
         from mobilejax.export import export
         from mobilejax.workdir import load_config as load_run_config
         config = load_config(config_args, base=load_run_config(args.workdir))
         print(json.dumps(export(config, args.workdir, fmt=args.format, quantize=args.quantize, out=args.out,
                                 checkpoint=args.checkpoint, max_examples=args.max_examples)))
     elif args.command == "convert":
+        import_tensorflow_quietly(args.verbose)
         from mobilejax.convert import convert, read_class_names
         print(json.dumps(convert(args.source, args.model, args.weights, args.out, alpha=args.alpha,
                                  num_classes=args.num_classes, image_size=args.resolution,
@@ -233,6 +239,12 @@ def run(args: argparse.Namespace, config_args: list[str]) -> int:
     return 0
 
 
+def _tensorflow_for(config, args: argparse.Namespace) -> None:
+    """TensorFlow imported quietly now where the config's data pipeline needs it (not for data.pipeline='memory')."""
+    if config.data.get("pipeline", "tf") != "memory":
+        import_tensorflow_quietly(args.verbose)
+
+
 def _model_options(items: list[str], own_flags: tuple[str, ...]) -> dict:
     """The `--option KNOB=VALUE` flags as a dict; a knob that has its own flag (e.g. alpha) is refused, naming it."""
     from mobilejax.config import parse_args
@@ -257,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     rest, config_args = _split_config_args(argv)
     args = _parser().parse_args(rest)
     debug = args.debug or bool(os.environ.get("MOBILEJAX_DEBUG"))
-    quiet_logs(verbose=args.verbose, tensorflow=args.command in ("train", "eval", "predict", "export", "convert"))
+    quiet_logs(verbose=args.verbose)
     from mobilejax.errors import TrainingStopped
     try:
         return run(args, config_args)

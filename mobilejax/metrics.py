@@ -6,7 +6,7 @@ import json
 import math
 import os
 import shutil
-import sys
+import time
 
 from mobilejax.workdir import METRICS_FILE
 
@@ -43,15 +43,9 @@ class MetricWriter:
         os.replace(tmp, self.path)
         self._tb = None
         if tensorboard:
-            try:
-                import tensorflow as tf  # CPU-only input-pipeline dependency; used here for its event-file writer
-            except ImportError:  # e.g. a bare accelerator machine with the memory pipeline: metrics.jsonl only
-                print("mobilejax: TensorFlow is not installed: no TensorBoard event files (metrics.jsonl is written)",
-                      file=sys.stderr)
-                return
             tb_dir = os.path.join(workdir, "tensorboard")
             shutil.rmtree(tb_dir, ignore_errors=True)
-            self._tb = tf.summary.create_file_writer(tb_dir)
+            self._tb = _EventFile(tb_dir)
             for r in rows:
                 self._write_tb(r["step"], {k: v for k, v in r.items() if k != "step" and isinstance(v, (int, float))})
 
@@ -67,15 +61,39 @@ class MetricWriter:
     def _write_tb(self, step: int, scalars: dict) -> None:
         if self._tb is None:
             return
-        import tensorflow as tf
-        with self._tb.as_default(step=int(step)):
-            for k, v in scalars.items():
-                tf.summary.scalar(k, float(v))
-        self._tb.flush()
+        self._tb.scalars(step, scalars)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+class _EventFile:
+    """A TensorBoard event file of scalars, written with tensorboard's record framing and protos only: no
+    TensorFlow import (tf.summary, and tensorboard's own EventFileWriter, import TensorFlow where it is installed:
+    ~10 CPU s per process, which a run on the in-memory pipeline would pay for nothing)."""
+
+    def __init__(self, logdir: str):
+        import socket
+
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+        from tensorboard.summary.writer.record_writer import RecordWriter
+        self._event, self._summary = event_pb2.Event, summary_pb2.Summary
+        os.makedirs(logdir, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}"
+        self._records = RecordWriter(open(os.path.join(logdir, name), "wb"))
+        self._write(self._event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def _write(self, event) -> None:
+        self._records.write(event.SerializeToString())
+        self._records.flush()
+
+    def scalars(self, step: int, scalars: dict) -> None:
+        values = [self._summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
+        self._write(self._event(step=int(step), wall_time=time.time(), summary=self._summary(value=values)))
+
+    def close(self) -> None:
+        self._records.close()
 
 
 def plot_learning_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> str:

@@ -59,12 +59,8 @@ def reexec_with_malloc_tuning() -> None:
         pass
 
 
-def quiet_logs(verbose: bool = False, tensorflow: bool = False) -> None:
-    """No TensorFlow/absl/orbax start-up chatter unless `verbose`: C++ logs below errors, Python loggers quiet.
-
-    With `tensorflow`, TensorFlow and tensorflow_datasets are imported now with the process's C-level stderr
-    pointed at /dev/null: their import prints lines (oneDNN notices, absl's pre-initialisation warning) that no
-    log level silences. Call it before anything imports TensorFlow."""
+def quiet_logs(verbose: bool = False) -> None:
+    """No TensorFlow/absl/orbax start-up chatter unless `verbose`: C++ logs below errors, Python loggers quiet."""
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -80,14 +76,26 @@ def quiet_logs(verbose: bool = False, tensorflow: bool = False) -> None:
         absl_logging.set_verbosity(absl_logging.FATAL)
     except ImportError:
         pass
-    if tensorflow and "tensorflow" not in sys.modules:
-        try:
+
+
+def import_tensorflow_quietly(verbose: bool = False) -> None:
+    """Import TensorFlow and tensorflow_datasets now, with the process's C-level stderr pointed at /dev/null unless
+    `verbose`: their import prints lines (oneDNN notices, absl's pre-initialisation warning) that no log level
+    silences. For the commands that use TensorFlow (the tf.data pipeline, export, convert); the in-memory pipeline
+    never imports it (~10 CPU s saved per process). Not installed: nothing happens here (what needs it says so)."""
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        if verbose:
+            import tensorflow  # noqa: F401
+            import tensorflow_datasets as tfds
+        else:
             with stderr_to_devnull():
                 import tensorflow  # noqa: F401
                 import tensorflow_datasets as tfds
-        except ImportError:  # not installed: only data.pipeline='memory' can run, and says so if another is asked
-            return
-        tfds.disable_progress_bar()
+    except ImportError:
+        return
+    tfds.disable_progress_bar()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,9 @@
 """Multi-process training on one CPU machine (2 processes x 1 device, gloo collectives) against the 1-process x
-2-device run, its resume, its files, and the start-up errors."""
+2-device run, its resume, its files, and the start-up errors.
+
+The training processes read a generated 16 px image folder with the in-memory pipeline, so none of them imports
+TensorFlow (~10 CPU s each); both pipelines' process shares are checked in this process
+(`test_process_shares_make_up_the_single_process_batches`)."""
 import json
 import os
 import socket
@@ -9,6 +13,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from mobilejax import cli, distributed
 from mobilejax.errors import UsageError
@@ -20,16 +25,33 @@ from test_train import ROOT, host_devices_env, params_of  # noqa: E402
 EVAL_EXAMPLES = 53  # 4 global eval batches of 16, the last with 5: process 1 has no example in it (an empty batch)
 
 
+def write_folder(root, size: int, train_per_class: int = 32, val=(18, 18, 17)):
+    """root/{train,val}/<class>/*.png: three classes of noisy `size` px images, each tinted by its class."""
+    rng = np.random.default_rng(0)
+    for split, counts in (("train", (train_per_class,) * len(val)), ("val", val)):
+        for c, n in enumerate(counts):
+            os.makedirs(root / split / f"c{c}")
+            for i in range(n):
+                img = rng.uniform(0, 160, (size, size, 3)) + np.array([60.0, 30.0, 0.0]) * c
+                Image.fromarray(img.astype(np.uint8)).save(root / split / f"c{c}" / f"{i}.png")
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_folder(tmp_path_factory.mktemp("images"), 16)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _train_args(digits_dir, workdir, steps, batch=16, extra=()):
+def _train_args(folder, workdir, steps, batch=16, extra=()):
     return [sys.executable, "-m", "mobilejax.cli", "train", f"--config={ROOT}/configs/quickstart.py",
-            f"--config.data.data_dir={digits_dir}", "--config.data.train_split=train[:256]",
-            f"--config.data.eval_split=test[:{EVAL_EXAMPLES}]", f"--config.num_train_steps={steps}",
+            f"--config.data.dataset=image_folder:{folder}", "--config.data.pipeline=memory",
+            "--config.data.train_split=train", "--config.data.eval_split=val", f"--config.num_train_steps={steps}",
             f"--config.batch_size={batch}", "--config.eval_batch_size=16", "--config.model.name=mobilenet_v1",
             "--config.model.alpha=0.25", "--config.log_every_steps=1",
             "--config.eval_every_epochs=100", "--config.checkpoint_every_steps=100000", "--config.progress=False",
@@ -53,19 +75,19 @@ def _results(workdir):
 
 
 @pytest.mark.heavy(200)
-def test_two_processes_match_one_process_with_two_devices_and_resume(tmp_path, digits_dir):
+def test_two_processes_match_one_process_with_two_devices_and_resume(tmp_path, folder):
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
-    done = subprocess.run(_train_args(digits_dir, one, 6), capture_output=True, text=True, env=host_devices_env(2),
+    done = subprocess.run(_train_args(folder, one, 6), capture_output=True, text=True, env=host_devices_env(2),
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert _results(one)["devices"] == 2
 
     # 2 processes x 1 device: 3 steps, then the same run extended to 6 steps resumes from the step-3 checkpoint
-    first = _run_processes(_train_args(digits_dir, two, 3))
+    first = _run_processes(_train_args(folder, two, 3))
     assert [rc for rc, _, _ in first] == [0, 0], first[0][2][-3000:] + first[1][2][-3000:]
     assert json.loads(first[0][1])["steps"] == 3 and first[1][1] == ""  # only process 0 prints the results
     assert params_of(two)[1] == 3
-    second = _run_processes(_train_args(digits_dir, two, 6, extra=["--config.allow_changes=True"]))
+    second = _run_processes(_train_args(folder, two, 6, extra=["--config.allow_changes=True"]))
     assert [rc for rc, _, _ in second] == [0, 0], second[0][2][-3000:] + second[1][2][-3000:]
     assert "resuming from step 3" in second[0][2] and "resuming from step 3" in second[1][2]
 
@@ -86,8 +108,8 @@ def test_two_processes_match_one_process_with_two_devices_and_resume(tmp_path, d
     assert sorted(os.listdir(two)) == sorted(os.listdir(one))
 
 
-def test_batch_not_divisible_by_the_global_device_count(tmp_path, digits_dir):
-    outs = _run_processes(_train_args(digits_dir, str(tmp_path / "odd"), 2, batch=15))
+def test_batch_not_divisible_by_the_global_device_count(tmp_path, folder):
+    outs = _run_processes(_train_args(folder, str(tmp_path / "odd"), 2, batch=15))
     for rc, out, err in outs:
         assert rc == 2 and out == ""
         assert err.strip().splitlines()[-1] == ("mobilejax: error: batch_size=15 must be a positive multiple of the "
@@ -131,14 +153,20 @@ def test_start_up_errors():
         distributed.check_devices(expected_processes=2)
 
 
-def test_process_shares_make_up_the_single_process_batches(digits_dir):
+@pytest.mark.parametrize("pipeline", ["tf", "memory"])
+def test_process_shares_make_up_the_single_process_batches(digits_dir, tmp_path, pipeline):
     """Process i's training batches are rows i*B/n .. (i+1)*B/n - 1 of the single-process batch (also when resuming
     mid-epoch), and the evaluation shares count every example exactly once, with equally many batches everywhere."""
     from mobilejax.config import get_config
     from mobilejax.data import get_datasets
 
     cfg = get_config().data
-    cfg.dataset, cfg.data_dir, cfg.train_split, cfg.eval_split = "sklearn_digits", digits_dir, "train[:96]", "test[:37]"
+    if pipeline == "tf":
+        cfg.dataset, cfg.data_dir, cfg.train_split, cfg.eval_split = ("sklearn_digits", digits_dir, "train[:96]",
+                                                                      "test[:37]")
+    else:
+        cfg.dataset = "image_folder:" + write_folder(tmp_path, 8, train_per_class=32, val=(13, 12, 12))
+        cfg.pipeline, cfg.train_split, cfg.eval_split = "memory", "train", "val"
     cfg.image_size, cfg.train_augment, cfg.random_flip, cfg.eval_resize = 8, "pad_crop", True, "resize"
 
     def datasets(process):

@@ -1,8 +1,8 @@
 """Sweeps: experiment files, up-front validation, run / interrupt / resume / skip, failures, dry runs, reports.
 
-Trials are tiny (MobileNetV1 alpha 0.25 at 16 px, 3 steps on a generated 2-class image folder) and mostly run in
-this process (`in_process=True`) to save the JAX import per trial; one test runs real `mobilejax train` subprocesses
-two at a time."""
+Trials are tiny (MobileNetV1 alpha 0.25 at 16 px, 3 steps on a generated 2-class image folder, read by the in-memory
+pipeline: a trial's subprocess then never imports TensorFlow) and mostly run in this process (`in_process=True`) to
+save the JAX import per trial; one test runs real `mobilejax train` subprocesses two at a time."""
 import csv
 import json
 import os
@@ -42,7 +42,7 @@ def fixed(folder):
             "data.dataset": f"image_folder:{folder}", "data.train_split": "train[:75%]",
             "data.eval_split": "train[75%:]", "data.image_size": 16, "batch_size": 4, "eval_batch_size": 8,
             "num_train_steps": 3, "log_every_steps": 1, "checkpoint_every_steps": 2, "progress": False,
-            "data.cache": False}
+            "data.cache": False, "data.pipeline": "memory"}
 
 
 def write_experiment(path, body: dict):
@@ -431,6 +431,7 @@ def test_restore_refuses_records_of_other_settings(tmp_path, image_folder, capsy
     base.write_text("from mobilejax.config import get_config as default_config, model_config\n\n\n"
                     "def get_config(arg=None):\n    config = default_config()\n"
                     "    config.model = model_config('mobilenet_v1', small_input=True)\n"
+                    "    config.data.train_augment, config.data.eval_resize = 'pad_crop', 'resize'\n"
                     "    config.optim.label_smoothing = 0.0\n    return config\n")
     exp = experiment(tmp_path, image_folder, base=str(base), trials=[{"model.alpha": 0.25}], seeds=[0])
     assert run_sweep(exp, str(tmp_path / "first"), in_process=True) == 0
