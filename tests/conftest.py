@@ -1,12 +1,15 @@
-"""Test-session settings: tests use tiny models, so XLA compile time dominates; compile with cheap optimisation, and
-share one compilation cache across the session."""
+"""Test-session settings: tests use tiny models, so XLA compile time dominates; compile with cheap optimisation and
+XLA:CPU's older (non-MLIR) fusion emitters, which compile the tests' programs about twice as fast (the train step of
+the tiny MobileNetV1: 9.6 -> 4.0 s, its init 6.8 -> 4.9 s, on a loaded 2-core VM), and share one compilation cache
+across the session."""
 import os
 import shutil
 import tempfile
 
 import pytest
 
-FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
+                      "--xla_cpu_use_fusion_emitters=false")
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + FAST_COMPILE_FLAGS).strip()
 

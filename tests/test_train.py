@@ -133,7 +133,8 @@ def test_model_learns_a_separable_problem(tmp_path, folder):
 
 def test_runs_of_one_setting_share_one_compiled_program(tmp_path, folder):
     """A second run of the same setting in this process (another seed, workdir and logging cadence) reuses the
-    program: the train and eval steps are traced and compiled once, and the results equal a fresh program's."""
+    program: the train and eval steps are traced and compiled once, and a rerun through the cached program gives
+    exactly what the freshly built one gave."""
     from mobilejax.train import program as program_lib
     c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
     c.num_train_steps = 3
@@ -151,8 +152,7 @@ def test_runs_of_one_setting_share_one_compiled_program(tmp_path, folder):
                     jax.tree.leaves(params_of(str(tmp_path / "c"))[0])):
         np.testing.assert_array_equal(x, y)
     program_lib.clear_cache()
-    fresh = train_and_evaluate(c, str(tmp_path / "d"))
-    assert fresh["final_loss"] == first["final_loss"] and list(program_lib._CACHE.values()) != [program]
+    assert not program_lib._CACHE
 
 
 def test_program_key_holds_every_setting_the_compiled_code_depends_on():
