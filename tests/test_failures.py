@@ -146,8 +146,10 @@ def test_signal_during_the_final_evaluation_is_not_swallowed(tmp_path, digits_di
 
 
 def _digits_cli_args(digits_dir, workdir, steps):
+    """The quickstart (tf.data pipeline) with the tiny MobileNetV1 (alpha 0.25): compiles in seconds."""
     return [sys.executable, "-m", "mobilejax.cli", "train", f"--config={ROOT}/configs/quickstart.py",
             f"--config.data.data_dir={digits_dir}", "--config.data.train_split=train[:256]",
+            "--config.model.name=mobilenet_v1", "--config.model.alpha=0.25", "--config.batch_size=16",
             "--config.data.eval_split=test[:64]", f"--config.num_train_steps={steps}", "--config.log_every_steps=1",
             "--config.eval_every_epochs=2", "--config.checkpoint_every_steps=100000", "--config.progress=False",
             f"--workdir={workdir}"]
