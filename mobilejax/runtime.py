@@ -86,13 +86,9 @@ def import_tensorflow_quietly(verbose: bool = False) -> None:
     if "tensorflow" in sys.modules:
         return
     try:
-        if verbose:
+        with contextlib.nullcontext() if verbose else stderr_to_devnull():
             import tensorflow  # noqa: F401
             import tensorflow_datasets as tfds
-        else:
-            with stderr_to_devnull():
-                import tensorflow  # noqa: F401
-                import tensorflow_datasets as tfds
     except ImportError:
         return
     tfds.disable_progress_bar()
