@@ -20,7 +20,7 @@ from mobilejax.errors import UsageError
 from mobilejax.metrics import read_metrics
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_train import ROOT, host_devices_env, params_of  # noqa: E402
+from tiny import ROOT, host_devices_env, params_of  # noqa: E402
 
 EVAL_EXAMPLES = 53  # 4 global eval batches of 16, the last with 5: process 1 has no example in it (an empty batch)
 

@@ -10,7 +10,7 @@ from mobilejax import cli
 from mobilejax.train import train_and_evaluate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_train import make_folder, tiny_config  # noqa: E402
+from tiny import make_folder, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,9 @@ def trained(tmp_path_factory):
     return workdir
 
 
-# the first one trains the module's model (~100 s cold); the other runs later, from the compilation cache if on the
-# other worker
+# the first one trains the module's model; the `export` group keeps the three tests that use it on one worker
 @pytest.mark.parametrize("quantize", [pytest.param("none", marks=pytest.mark.heavy(100)), "int8"])
+@pytest.mark.xdist_group("export")  # one worker trains the `trained` fixture once for these
 def test_export_tflite(trained, quantize, capsys, tmp_path):
     out = str(tmp_path / f"m_{quantize}.tflite")
     capsys.readouterr()
@@ -49,6 +49,7 @@ def test_export_tflite(trained, quantize, capsys, tmp_path):
         assert "QUANTIZE" in res["ops"] and "DEQUANTIZE" in res["ops"]
 
 
+@pytest.mark.xdist_group("export")
 def test_export_bad_input(trained, capsys):
     assert cli.main(["export", "--workdir", trained, "--format", "onnx"]) == 2
     assert "unknown export format 'onnx'; allowed: tflite" in capsys.readouterr().err

@@ -11,7 +11,10 @@ from mobilejax.errors import UsageError
 from mobilejax.train import train_and_evaluate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_train import folder, params_of, tiny_config  # noqa: E402,F401
+from test_train import folder  # noqa: E402,F401
+from tiny import params_of, tiny_config  # noqa: E402
+
+pytestmark = pytest.mark.xdist_group("finetune")  # one worker trains the `pretrained` fixture once for all of them
 
 
 def _stats_of(workdir):

@@ -212,7 +212,7 @@ def test_train_without_tensorflow(folder, tmp_path):
              "sys.meta_path.insert(0, Block())\n"
              "from mobilejax.cli import main; sys.exit(main())")
     common = ["--config", "configs/cifar10.py", "--config.data.image_size=8", "--config.data.crop_padding=2",
-              f"--config.data.dataset=image_folder:{folder}", "--config.model.name=mobilenet_v3_small",
+              f"--config.data.dataset=image_folder:{folder}", "--config.model.name=mobilenet_v1",
               "--config.model.alpha=0.25", "--config.batch_size=8", "--config.eval_batch_size=8",
               "--config.num_train_steps=2", "--config.progress=False"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

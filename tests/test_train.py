@@ -9,71 +9,21 @@ import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from PIL import Image
 
 import mobilejax.data.sklearn_digits  # noqa: F401  (registers the sklearn_digits tfds builder)
 from mobilejax import cli
-from mobilejax.config import get_config, load_config, model_config
+from mobilejax.config import load_config
 from mobilejax.errors import UsageError
 from mobilejax.metrics import read_metrics
 from mobilejax.train import WorkdirConflictError, train_and_evaluate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config(**data):
-    """A tiny MobileNetV1 (alpha 0.25, small-input stem) at 16 px: compiles in seconds."""
-    c = get_config()
-    c.model = model_config("mobilenet_v1", alpha=0.25, small_input=True, dropout=0.0)
-    c.data.image_size = 16
-    c.data.train_augment = "pad_crop"
-    c.data.crop_padding = 2
-    c.data.eval_resize = "resize"
-    c.data.shuffle_buffer = 1000
-    for k, v in data.items():
-        setattr(c.data, k, v)
-    c.optim.optimizer = "sgd"
-    c.optim.learning_rate = 0.05
-    c.optim.warmup_epochs = 0.0
-    c.batch_size = 8
-    c.eval_batch_size = 7
-    c.num_epochs = 1
-    c.log_every_steps = 2
-    c.progress = False
-    return c
-
-
-def make_folder(root, classes=("cat", "dog", "frog"), per_class=(7, 5), size=20, noisy=False):
-    """root/{train,val}/<class>/*.png with a class-dependent colour plus noise.
-
-    `noisy=True`: the pixels vary as much as the classes do (uniform noise around a class tint), so the stem's
-    BatchNorm sees a spread comparable to its mean. On the default near-constant photos the float32 gradient of the
-    stem kernel (a train-mode BatchNorm with the fast variance E[x^2] - E[x]^2 on features whose mean is ~30x their
-    spread) is off by up to 7% from the float64 one for *any* implementation, so comparing two implementations or
-    device counts there compares rounding, not maths."""
-    rng = np.random.default_rng(1 if noisy else 0)
-    for split, n in zip(("train", "val"), per_class):
-        for ci, cls in enumerate(classes):
-            os.makedirs(root / split / cls, exist_ok=True)
-            for i in range(n):
-                if noisy:
-                    img = rng.uniform(0, 255, (size, size, 3)) + np.array([40.0, 0.0, -40.0]) * (ci - 1)
-                else:
-                    img = rng.normal(60 + 70 * ci, 20, (size, size, 3))
-                Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / split / cls / f"{i}.png")
-    return str(root)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tiny import ROOT, host_devices_env, make_folder, one_step_summary, params_of, tiny_config  # noqa: E402,F401
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_folder(tmp_path_factory.mktemp("images"))
-
-
-def params_of(workdir, which="latest"):
-    """The parameters (numpy) and step of a workdir's latest/best checkpoint, whatever devices wrote it."""
-    from mobilejax.train.pretrained import load
-    params, _, step = load(workdir, which)
-    return params, step
 
 
 @pytest.mark.heavy
@@ -362,31 +312,13 @@ def test_bad_batch_size_and_dtype(tmp_path):
         build_model(c, 10)
 
 
-def host_devices_env(n: int) -> dict:
-    """This process's environment with `n` forced CPU devices, keeping its XLA flags (conftest.py's fast compile)."""
-    return dict(os.environ, JAX_PLATFORMS="cpu",
-                XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}")
-
-
-def one_step_summary(folder, workdir) -> dict:
-    """One train step of `tiny_config` on `folder`: the device count, the loss and per-parameter sums (the data
-    parallel test runs it here on 1 device and in a subprocess on 8)."""
-    c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
-    c.num_train_steps = 1
-    c.eval_batch_size = 8
-    res = train_and_evaluate(c, workdir)
-    leaves = [[float(np.sum(x)), float(np.sum(np.square(x))), float(np.sum(np.abs(x)))]
-              for x in jax.tree.leaves(params_of(workdir)[0])]
-    return {"devices": jax.device_count(), "loss": res["final_loss"], "params": leaves}
-
-
 @pytest.mark.heavy(75)
 def test_data_parallel_8_devices_matches_1(tmp_path):
     """One real train step sharded over 8 forced host devices (a subprocess) equals the 1-device step (this process),
     to float32 tolerance, on images whose float32 gradients are well conditioned (`make_folder(noisy=True)`)."""
     folder = make_folder(tmp_path / "images", noisy=True)
     out = {1: one_step_summary(folder, str(tmp_path / "dp1"))}
-    script = (f"import json, sys; sys.path.insert(0, {os.path.join(ROOT, 'tests')!r}); from test_train import "
+    script = (f"import json, sys; sys.path.insert(0, {os.path.join(ROOT, 'tests')!r}); from tiny import "
               f"one_step_summary; print('RESULT', json.dumps(one_step_summary({str(folder)!r}, "
               f"{str(tmp_path / 'dp8')!r})))")
     proc = subprocess.run([sys.executable, "-c", script], env=host_devices_env(8), capture_output=True, text=True,
