@@ -15,26 +15,41 @@ OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("cosine", "linear", "step", "exponential", "constant")
 
 
-def create_schedule(optim_config, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
+def schedule_numbers(optim_config, steps_per_epoch: int, total_steps: int) -> dict:
+    """The numbers `create_schedule` builds the schedule from, resolved from `config.optim` and the run's length:
+    two runs whose numbers agree have the same schedule (and so can share compiled code, `train/program.py`),
+    whatever their lengths; a constant schedule without warm-up does not depend on the length at all."""
     c = optim_config
     if c.schedule not in SCHEDULES:
         raise ValueError(f"unknown optim.schedule {c.schedule!r}; allowed: {', '.join(SCHEDULES)}")
     if not c.learning_rate > 0:
         raise ValueError(f"optim.learning_rate must be > 0, got {c.learning_rate!r}")
-    peak = float(c.learning_rate)
     warmup = min(int(round(c.warmup_epochs * steps_per_epoch)), max(total_steps - 1, 0))
+    n = {"kind": c.schedule, "peak": float(c.learning_rate), "warmup": warmup}
     rest = max(total_steps - warmup, 1)
     if c.schedule == "cosine":
-        main = optax.cosine_decay_schedule(peak, rest, alpha=c.min_lr_ratio)
+        n.update(steps=rest, alpha=float(c.min_lr_ratio))
     elif c.schedule == "linear":
-        main = optax.linear_schedule(peak, peak * c.min_lr_ratio, rest)
+        n.update(steps=rest, end=float(c.learning_rate) * c.min_lr_ratio)
     elif c.schedule == "step":
-        boundaries = {int(e * steps_per_epoch) - warmup: c.step_factor for e in c.step_epochs
-                      if int(e * steps_per_epoch) > warmup}
-        main = optax.piecewise_constant_schedule(peak, boundaries)
+        n["boundaries"] = {int(e * steps_per_epoch) - warmup: float(c.step_factor) for e in c.step_epochs
+                           if int(e * steps_per_epoch) > warmup}
     elif c.schedule == "exponential":
-        main = optax.exponential_decay(peak, max(int(round(c.decay_epochs * steps_per_epoch)), 1), c.decay_rate,
-                                       staircase=True)
+        n.update(every=max(int(round(c.decay_epochs * steps_per_epoch)), 1), rate=float(c.decay_rate))
+    return n
+
+
+def create_schedule(optim_config, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
+    n = schedule_numbers(optim_config, steps_per_epoch, total_steps)
+    peak, warmup = n["peak"], n["warmup"]
+    if n["kind"] == "cosine":
+        main = optax.cosine_decay_schedule(peak, n["steps"], alpha=n["alpha"])
+    elif n["kind"] == "linear":
+        main = optax.linear_schedule(peak, n["end"], n["steps"])
+    elif n["kind"] == "step":
+        main = optax.piecewise_constant_schedule(peak, n["boundaries"])
+    elif n["kind"] == "exponential":
+        main = optax.exponential_decay(peak, n["every"], n["rate"], staircase=True)
     else:
         main = optax.constant_schedule(peak)
     if warmup <= 0:

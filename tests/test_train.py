@@ -123,8 +123,17 @@ def test_program_key_holds_every_setting_the_compiled_code_depends_on():
         section, _, name = path.rpartition(".")
         (c[section] if section else c)[name] = value
         assert key(c) != key(base), path
-    for shape in ({"num_classes": 3}, {"image_size": 32}, {"steps_per_epoch": 6}, {"total_steps": 11}):
+    for shape in ({"num_classes": 3}, {"image_size": 32}):
         assert key(base, **shape) != key(base), shape
+    # the run's length enters only through the schedule's numbers: not at all for a constant rate without warm-up,
+    # through the decay length for cosine, and through the warm-up steps, whatever the schedule
+    assert base.optim.schedule == "constant" and base.optim.warmup_epochs == 0
+    assert key(base, steps_per_epoch=6, total_steps=11) == key(base)
+    cosine = base.copy_and_resolve_references()
+    cosine.optim.schedule = "cosine"
+    assert key(cosine, total_steps=11) != key(cosine) == key(cosine, steps_per_epoch=6)
+    cosine.optim.warmup_epochs = 1.0
+    assert key(cosine, steps_per_epoch=6) != key(cosine)
 
 
 def test_tfds_mock_run(tmp_path):

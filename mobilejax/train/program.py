@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from mobilejax.optim import create_optimizer, create_schedule
+from mobilejax.optim import create_optimizer, create_schedule, schedule_numbers
 from mobilejax.train.state import build_model, eval_views, init_state, make_mesh
 from mobilejax.train.steps import Steps
 
@@ -51,14 +51,15 @@ class Program:
 def program_key(config: ml_collections.ConfigDict, num_classes: int, image_size: int, steps_per_epoch: int,
                 total_steps: int) -> str:
     """Everything a run's compiled code depends on, as one string: the model, optimizer, fine-tuning, dtype and
-    batch-mixing settings, the evaluation views, the shapes, the schedule's length and the devices."""
+    batch-mixing settings, the evaluation views, the shapes, the schedule's numbers (`optim.schedule_numbers`: the
+    run's length only where the schedule uses it) and the devices."""
     finetune = config.get("finetune")
     return json.dumps({
         "model": config.model.to_dict(), "optim": config.optim.to_dict(),
         "finetune": finetune.to_dict() if finetune is not None else None, "dtype": config.dtype,
         "mixing": [float(config.data.mixup_alpha), float(config.data.cutmix_alpha)], "eval_views": eval_views(config),
-        "num_classes": int(num_classes), "image_size": int(image_size), "steps_per_epoch": int(steps_per_epoch),
-        "total_steps": int(total_steps),
+        "num_classes": int(num_classes), "image_size": int(image_size),
+        "schedule": schedule_numbers(config.optim, steps_per_epoch, total_steps),
         "devices": [[d.process_index, d.id, d.platform] for d in make_mesh().devices.flat],
     }, sort_keys=True, default=repr)
 
