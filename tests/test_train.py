@@ -325,7 +325,7 @@ def test_bad_batch_size_and_dtype(tmp_path):
 def test_data_parallel_8_devices_matches_1(tmp_path):
     """One real train step sharded over 8 forced host devices (a subprocess) equals the 1-device step (this process),
     to float32 tolerance, on images whose float32 gradients are well conditioned (`make_folder(noisy=True)`)."""
-    folder = make_folder(tmp_path / "images", noisy=True)
+    folder = make_folder(tmp_path / "images", size=16, noisy=True)  # at the image size: the memory pipeline
     out = {1: one_step_summary(folder, str(tmp_path / "dp1"))}
     script = (f"import json, sys; sys.path.insert(0, {os.path.join(ROOT, 'tests')!r}); from tiny import "
               f"one_step_summary; print('RESULT', json.dumps(one_step_summary({str(folder)!r}, "
