@@ -76,6 +76,7 @@ def test_model_learns_a_separable_problem(tmp_path, folder):
     them, so the step count leaves a margin rather than sitting on the edge."""
     c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
     c.num_train_steps = 160
+    c.optim.schedule = "cosine"  # the curve above; at a constant 0.05 the last steps are too noisy to settle
     c.eval_every_epochs = 100
     res = train_and_evaluate(c, str(tmp_path))
     assert res["eval_examples"] == 15 and res["final_accuracy"] >= 0.9, res
