@@ -48,6 +48,7 @@ def get_config():
     config.data.image_size = 224
     config.data.train_augment = "random_resized_crop"  # "random_resized_crop" | "pad_crop" | "none"
     config.data.random_flip = True
+    config.data.alternate_flip = False           # with random_flip: each image mirrored in every other epoch (airbench)
     config.data.min_crop_area = 0.08             # random_resized_crop's smallest area fraction
     config.data.crop_padding = 4                 # pad_crop's padding, in pixels at image_size
     config.data.mixup_alpha = 0.0                # MixUp of batch neighbours, lam ~ Beta(a, a) (train/mixing.py); 0: off

@@ -147,6 +147,48 @@ def test_train_images_are_augmented_copies_of_the_split(folder):
         assert len(hits) == 1 and labels[hits[0]] == label
 
 
+def _flip_states(images, batches):
+    """(index in `images`, mirrored?) of every image in `batches` (train_augment='none', normalize='minus_one_one')."""
+    out = []
+    for b in batches:
+        for image in np.round((np.asarray(b["image"]) + 1.0) * 127.5):
+            hits = [(i, flip) for i in range(len(images)) for flip in (False, True)
+                    if np.abs((images[i][:, ::-1] if flip else images[i]) - image).max() < 1]
+            assert len(hits) == 1
+            out.append(hits[0])
+    return out
+
+
+@pytest.mark.parametrize("pipeline", ["memory", "tf"])
+def test_alternate_flip_mirrors_each_image_in_every_other_epoch(folder, pipeline):
+    """data.alternate_flip: an image mirrored in one epoch is not in the next (and is again in the one after), the
+    first epoch's flips differ between images, and a resumed stream is the same; plain random flips do not
+    alternate (so the check below would catch their return)."""
+    reference = get_datasets(data_config(folder, pipeline="memory"), batch_size=4,
+                             eval_batch_size=4)._split("train[:75%]")[0]
+
+    def epochs(alternate, start=0, steps=18):
+        cfg = data_config(folder, pipeline=pipeline, train_augment="none", normalize="minus_one_one",
+                          alternate_flip=alternate)
+        it = get_datasets(cfg, batch_size=4, eval_batch_size=4, seed=3).train_batches(start)
+        return [next(it) for _ in range(steps)]
+
+    stream = epochs(True)
+    states = _flip_states(reference, stream)  # 3 epochs of 6 batches of 4: 24 images each
+    per_epoch = [dict(states[24 * e:24 * e + 24]) for e in range(3)]
+    assert all(sorted(p) == list(range(24)) for p in per_epoch)  # every image once per epoch
+    assert 0 < sum(per_epoch[0].values()) < 24
+    assert all(per_epoch[1][i] != per_epoch[0][i] and per_epoch[2][i] == per_epoch[0][i] for i in range(24))
+    for got, want in zip(epochs(True, start=7, steps=6), stream[7:13]):
+        np.testing.assert_array_equal(got["image"], want["image"])
+    coin = [dict(_flip_states(reference, epochs(False)[6 * e:6 * e + 6])) for e in range(2)]
+    assert any(coin[1][i] == coin[0][i] for i in range(24))
+    with pytest.raises(ValueError, match=r"data.alternate_flip=True is invalid; allowed: False when "
+                                         r"data.random_flip=False"):
+        get_datasets(data_config(folder, pipeline=pipeline, random_flip=False, alternate_flip=True), batch_size=4,
+                     eval_batch_size=4)
+
+
 def test_process_shares_make_the_global_batch(folder):
     cfg = data_config(folder, pipeline="memory")
     whole = get_datasets(cfg, batch_size=8, eval_batch_size=6, seed=2)

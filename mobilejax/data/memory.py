@@ -6,7 +6,8 @@ thread with numpy (one slice copy per image for the crop, table lookups for the 
 What it yields follows the contract of the tf.data pipeline (`pipeline.py`):
 - training: epoch e is a permutation of the split keyed by (seed, e), cut into steps_per_epoch batches (the
   remainder dropped); each image is padded by data.crop_padding (reflect or zero), cropped back to image_size at an
-  offset drawn uniformly, then mirrored with probability 1/2, all keyed by (seed, e). So `train_batches(s)` yields
+  offset drawn uniformly, then mirrored with probability 1/2, all keyed by (seed, e) (with data.alternate_flip,
+  image i is mirrored in epoch e iff coin_i XOR (e odd), one coin per image keyed by the seed). So `train_batches(s)` yields
   exactly what `train_batches(0)` yields from its s-th batch on, and a resumed run sees the same data. The draws are
   numpy's, not TensorFlow's: the same seed gives other crops than the tf.data pipeline, from the same distribution.
   With data.shuffle_buffer <= 1 the order is not shuffled; any larger buffer is a full shuffle here.
@@ -35,6 +36,7 @@ from mobilejax.data.options import IMAGE_FOLDER_PREFIX, IMAGENET_MEAN, IMAGENET_
 
 _SHUFFLE_STREAM = 0x5348  # separate random streams for the epoch order and the augmentation
 _AUGMENT_STREAM = 0x4155
+_FLIP_STREAM = 0x464C     # data.alternate_flip: each image's flip in even epochs
 _PREFETCH = 4             # batches made ahead by the background thread
 
 
@@ -144,7 +146,11 @@ class MemoryDatasets(DatasetsBase):
         rng = np.random.default_rng([self.seed, _AUGMENT_STREAM, epoch])
         offsets = (rng.integers(0, 2 * o.crop_padding + 1, size=(per_epoch, 2))
                    if o.train_augment == "pad_crop" and o.crop_padding > 0 else None)
-        flips = rng.random(per_epoch) < 0.5 if o.random_flip else None
+        if o.alternate_flip:  # image i is mirrored in epoch e iff coin_i XOR (e odd)
+            coins = np.random.default_rng([self.seed, _FLIP_STREAM]).random(n) < 0.5
+            flips = coins[order] ^ bool(epoch % 2)
+        else:
+            flips = rng.random(per_epoch) < 0.5 if o.random_flip else None
         return order, offsets, flips
 
     def _train_stream(self, start_step: int) -> Iterator[dict]:

@@ -47,6 +47,7 @@ class Options:
     num_parallel_calls: int
     normalize: str = "imagenet"
     pipeline: str = "tf"
+    alternate_flip: bool = False
 
     @classmethod
     def from_config(cls, cfg) -> "Options":
@@ -60,7 +61,7 @@ class Options:
             eval_crop_fraction=float(field(cfg, "eval_crop_fraction", 0.875)),
             shuffle_buffer=field(cfg, "shuffle_buffer", 10_000), cache=bool(field(cfg, "cache", True)),
             num_parallel_calls=field(cfg, "num_parallel_calls", -1), normalize=field(cfg, "normalize", "imagenet"),
-            pipeline=field(cfg, "pipeline", "tf"))
+            pipeline=field(cfg, "pipeline", "tf"), alternate_flip=field(cfg, "alternate_flip", False))
         o.validate()
         return o
 
@@ -87,6 +88,10 @@ class Options:
         if (self.train_augment == "pad_crop" and self.pad_mode == "reflect"
                 and self.crop_padding >= self.image_size):
             bad("crop_padding", self.crop_padding, f"< image_size ({self.image_size}) with reflect padding")
+        if not isinstance(self.alternate_flip, bool):
+            bad("alternate_flip", self.alternate_flip, "True or False")
+        if self.alternate_flip and not self.random_flip:
+            bad("alternate_flip", self.alternate_flip, "False when data.random_flip=False (it alternates the random flip)")
         if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 0:
             bad("shuffle_buffer", self.shuffle_buffer, "an integer >= 0 (0 or 1: no shuffling)")
         if not isinstance(self.num_parallel_calls, int) or (self.num_parallel_calls < 1

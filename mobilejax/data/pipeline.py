@@ -4,6 +4,8 @@ Training stream (`Datasets.train_batches(start_step)`), for epoch e = start_epoc
   undecoded split (cached in memory when data.cache) -> shuffle(buffer, seed=f(seed, e)) -> enumerate (position p)
   -> keep the first steps_per_epoch * batch_size -> [first epoch only] skip to the resume offset
   then, across epochs: parallel deterministic decode + augment keyed by (seed, e, p) -> batch(drop_remainder) -> prefetch.
+  (With data.alternate_flip the split is enumerated before the shuffle, and image i is mirrored in epoch e iff
+  coin_i XOR (e odd), one coin per image keyed by (seed, i): any two consecutive epochs show every image both ways.)
 Every epoch contributes exactly steps_per_epoch batches, so step s is batch s % steps_per_epoch of epoch
 s // steps_per_epoch, and `train_batches(s)` yields exactly what `train_batches(0)` yields from its s-th batch on.
 
@@ -28,6 +30,7 @@ from mobilejax.data.tensorflow_cpu import tf
 
 _SHUFFLE_STREAM = 0x5348  # separate key streams for the epoch shuffle and the augmentation
 _AUGMENT_STREAM = 0x4155
+_FLIP_STREAM = 0x464C     # data.alternate_flip: each image's flip in even epochs
 
 
 def _parallel(o: Options) -> int:
@@ -77,9 +80,12 @@ class Datasets(DatasetsBase):
         start_epoch, offset_steps = divmod(int(start_step), spe)
         per_epoch = spe * b
         base = self._train.dataset
+        if o.alternate_flip:  # the image's index in its split, before the shuffle: its flip alternates by epoch
+            base = base.enumerate().map(lambda i, ex: {**ex, "index": i})
         buffer = max(1, min(o.shuffle_buffer, self.num_train_examples))
         shuffle_key = _stream_key(self.seed, _SHUFFLE_STREAM)
         augment_key = _stream_key(self.seed, _AUGMENT_STREAM)
+        flip_key = _stream_key(self.seed, _FLIP_STREAM)
 
         def epoch(e):
             ds = base
@@ -95,10 +101,15 @@ class Datasets(DatasetsBase):
 
         def augment(e, p, ex):
             key = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(augment_key, e), p)
+            flip = None
+            if o.alternate_flip:  # image i is mirrored in epoch e iff coin_i XOR (e odd)
+                coin = tf.random.stateless_uniform(
+                    [], seed=tf.random.experimental.stateless_fold_in(flip_key, ex["index"])) < 0.5
+                flip = tf.math.logical_xor(coin, tf.equal(e % 2, 1))
             image = preprocess.train_preprocess(
                 ex["image"], key, image_size=o.image_size, augment=o.train_augment, random_flip=o.random_flip,
                 min_crop_area=o.min_crop_area, crop_padding=o.crop_padding, pad_mode=o.pad_mode,
-                normalization=o.normalize)
+                normalization=o.normalize, flip=flip)
             return {"image": image, "label": tf.cast(ex["label"], tf.int32)}
 
         ds = tf.data.Dataset.counter(start_epoch).flat_map(epoch)

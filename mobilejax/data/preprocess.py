@@ -65,8 +65,10 @@ def _decode_random_crop(image_bytes: tf.Tensor, key: tf.Tensor, min_area: float)
 
 def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int, augment: str, random_flip: bool,
                      min_crop_area: float, crop_padding: int, pad_mode: str = "reflect",
-                     normalization: str = "imagenet") -> tf.Tensor:
-    """Encoded image + stateless key ([2] int64) -> normalised float32 [image_size, image_size, 3]."""
+                     normalization: str = "imagenet", flip: tf.Tensor | None = None) -> tf.Tensor:
+    """Encoded image + stateless key ([2] int64) -> normalised float32 [image_size, image_size, 3].
+
+    `flip` (a boolean scalar), when given, decides the mirroring instead of the key's coin (data.alternate_flip)."""
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     size = [image_size, image_size]
     if augment == "random_resized_crop":
@@ -85,7 +87,9 @@ def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int,
         image = _resize(decode(image_bytes), size)
     else:
         raise ValueError(f"data.train_augment={augment!r} is not one of {', '.join(TRAIN_AUGMENTS)}")
-    if random_flip:
+    if flip is not None:
+        image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
+    elif random_flip:
         image = tf.image.stateless_random_flip_left_right(image, seed=flip_key)
     image = normalize(image, normalization)
     image.set_shape([image_size, image_size, 3])
