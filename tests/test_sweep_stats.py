@@ -15,7 +15,7 @@ from scipy import stats as sp
 
 from mobilejax import cli
 from mobilejax.sweeps import load_experiment, run_sweep, write_report
-from mobilejax.sweeps.stats import Interval, compare, mean_std, verdict, welch_ci
+from mobilejax.sweeps.stats import Interval, compare, mean_std, runs_to_resolve, verdict, welch_ci
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_sweep import experiment, image_folder  # noqa: E402,F401  (fixture)
@@ -65,6 +65,19 @@ def test_verdicts():
     assert none["diff"] is None and none["verdict"].startswith("not resolved (n = 0 vs 2")
 
 
+def test_runs_to_resolve_known_values():
+    # means 2 and 0, both sample stds sqrt(2): with n runs a side, se = 2 / sqrt(n) and Welch's dof = 2(n - 1), so the
+    # interval excludes 0 once t(0.975, 2(n - 1)) < sqrt(n): n = 5 gives 2.306 > 2.236, n = 6 gives 2.228 < 2.449
+    assert runs_to_resolve([1.0, 3.0], [-1.0, 1.0]) == 6
+    assert runs_to_resolve([1.0, 3.0], [-1.0, 1.0], most=5) is None
+    assert runs_to_resolve([1.0, 3.0, 2.0], [2.5, 1.5]) is None  # equal means: no number of runs separates them
+    assert runs_to_resolve([0.9], [0.8, 0.81]) is None
+    assert runs_to_resolve([0.5, 0.5], [0.25, 0.25]) == 2  # no spread: resolved with what there is
+    # compare() gives the estimate only for an interval that contains 0
+    assert compare([1.0, 3.0], [-1.0, 1.0])["runs_to_resolve"] == 6
+    assert compare([0.90, 0.91, 0.92], [0.80, 0.81, 0.82])["runs_to_resolve"] is None
+
+
 def _run(sweep, name, best=None, status=None, params=1000, macs=2e6):
     d = os.path.join(sweep, name)
     os.makedirs(d, exist_ok=True)
@@ -108,6 +121,7 @@ def test_partial_replicated_sweep_report(tmp_path):
     (row,) = csv.DictReader(open(os.path.join(sweep, "comparisons.csv")))
     assert (row["a"], row["b"], row["n_a"], row["n_b"], row["verdict"]) == ("lin", "relu6", "3", "2", comp["verdict"])
     assert float(row["ci_low"]) == pytest.approx(ref.lo) and float(row["dof"]) == pytest.approx(ref.dof)
+    assert row["runs_to_resolve"] == ""  # resolved: no estimate
     rows = list(csv.DictReader(open(os.path.join(sweep, "report.csv"))))
     assert [(r["trial"], r["n"]) for r in rows] == [("lin", "3"), ("relu6", "2")]
     assert len(list(csv.DictReader(open(os.path.join(sweep, "runs.csv"))))) == 6
@@ -131,6 +145,17 @@ def test_partial_replicated_sweep_report(tmp_path):
     md = open(os.path.join(sweep, "report.md")).read()
     assert "0.8000 ± -" in md  # n = 1: no standard deviation
     assert "`lin/seed-2` (unfinished)" in md and "`relu6/seed-1` (not started)" in md
+
+    # relu6's second seed lands far from its first: the interval contains 0, and the report estimates the runs per
+    # trial that would resolve it
+    _run(sweep, "relu6/seed-1", 0.91)
+    report = write_report(sweep, echo=False)
+    (comp,) = report["comparisons"]
+    want = runs_to_resolve([0.90, 0.91], [0.80, 0.91])
+    assert comp["lo"] < 0 < comp["hi"] and comp["runs_to_resolve"] == want and 2 < want <= 20
+    (row,) = csv.DictReader(open(os.path.join(sweep, "comparisons.csv")))
+    assert row["runs_to_resolve"] == str(want)
+    assert f"| not resolved (the interval contains 0) | {want} |" in open(os.path.join(sweep, "report.md")).read()
 
 
 def test_report_without_sweep_json_finds_seed_runs(tmp_path):

@@ -8,7 +8,8 @@ finished sweeps are fine: each run is `done`, `failed`, `unfinished` (started, n
 validation accuracy so far is shown) or `not started`. A trial run with several seeds is reported as the mean ±
 sample standard deviation over its finished runs (n of them; failed and unfinished runs are listed, not counted);
 each comparison the experiment declares gets the difference of the mean best accuracies with a 95% Welch confidence
-interval and a verdict (mobilejax/sweeps/stats.py). The accuracy-vs-MACs plot has ± std error bars; the learning
+interval and a verdict, and where the interval contains 0 an estimate of the runs per trial that would resolve it
+(mobilejax/sweeps/stats.py). The accuracy-vs-MACs plot has ± std error bars; the learning
 curves of a replicated trial are the mean over its runs.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ RUN_COLUMNS = ["run", "trial", "seed", "overrides", "status", "params", "macs", 
 TRIAL_COLUMNS = ["trial", "overrides", "status", "n", "params", "macs", "best_accuracy", "best_accuracy_std",
                  "final_accuracy", "final_accuracy_std", "epochs", "wall_time_s", "img_per_s"]
 COMPARISON_COLUMNS = ["comparison", "a", "b", "n_a", "n_b", "mean_a", "mean_b", "diff", "ci_low", "ci_high", "dof",
-                      "verdict"]
+                      "verdict", "runs_to_resolve"]
 
 
 def _fmt_override(v) -> str:
@@ -191,11 +192,19 @@ def markdown_table(trials: list[dict]) -> str:
 
 
 def comparisons_table(comps: list[dict]) -> str:
-    head = ["comparison", "A", "B", "n (A, B)", "mean A", "mean B", "A − B", "95% CI (Welch)", "dof", "verdict"]
+    head = ["comparison", "A", "B", "n (A, B)", "mean A", "mean B", "A − B", "95% CI (Welch)", "dof", "verdict",
+            "runs per trial to resolve (est.)"]
     return _table(head, [[c["comparison"], c["a"], c["b"], f"{c['n_a']}, {c['n_b']}", _num(c["mean_a"], ".4f"),
                           _num(c["mean_b"], ".4f"), _num(c["diff"], "+.4f"),
                           f"[{c['lo']:+.4f}, {c['hi']:+.4f}]" if c["lo"] is not None else "-",
-                          _num(c["dof"], ".1f") or "-", c["verdict"]] for c in comps])
+                          _num(c["dof"], ".1f") or "-", c["verdict"], _resolve_label(c)] for c in comps])
+
+
+def _resolve_label(c: dict) -> str:
+    """The estimated runs per trial for an unresolved interval to exclude 0 ("" when resolved or not estimable)."""
+    if c["lo"] is None or not c["lo"] <= 0 <= c["hi"]:
+        return ""
+    return str(c["runs_to_resolve"]) if c.get("runs_to_resolve") else "> 20"
 
 
 def runs_table(rows: list[dict]) -> str:
@@ -280,7 +289,7 @@ def write_report(workdir: str, echo: bool = True) -> dict:
     if comps:
         files["comparisons_csv"] = _write_csv(os.path.join(workdir, "comparisons.csv"), COMPARISON_COLUMNS, [
             [c["comparison"], c["a"], c["b"], c["n_a"], c["n_b"], g(c["mean_a"]), g(c["mean_b"]), g(c["diff"]),
-             g(c["lo"]), g(c["hi"]), g(c["dof"]), c["verdict"]] for c in comps])
+             g(c["lo"]), g(c["hi"]), g(c["dof"]), c["verdict"], c["runs_to_resolve"] or ""] for c in comps])
     records = write_records(workdir, manifest, rows) if manifest else None
     if records:
         files["runs_jsonl"] = records
@@ -310,7 +319,10 @@ def write_report(workdir: str, echo: bool = True) -> dict:
     if comps:
         md += ["## Comparisons", "", "Difference of the mean best validation accuracies, A − B, over the finished "
                "runs, with its 95% confidence interval (Welch's t, unequal variances, Welch–Satterthwaite degrees of "
-               "freedom); a verdict only where the interval excludes 0.", "", comparisons_table(comps), ""]
+               "freedom); a verdict only where the interval excludes 0. For an unresolved one, the last column "
+               "estimates how many finished runs per trial would make its interval exclude 0 if further seeds kept "
+               "the present means and spreads (a planning aid, not a promise: with 2 runs a spread is itself "
+               "uncertain).", "", comparisons_table(comps), ""]
     if missing:
         md += ["Missing: " + ", ".join(f"`{r['run']}` ({r['status']})" for r in rows if r["run"] in missing)
                + " (unfinished runs are not counted in n; a trial with no finished run shows the best/last "

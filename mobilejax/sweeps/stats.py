@@ -47,6 +47,27 @@ def welch_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -
     return Interval(diff, diff - half, diff + half, dof)
 
 
+def runs_to_resolve(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, most: int = 20) -> int | None:
+    """An estimate for planning: the fewest runs per side (>= the larger current n) whose Welch interval would
+    exclude 0 if more runs kept both sides' present means and sample standard deviations; None when the means are
+    equal, a side has fewer than 2 values, or it takes more than `most` runs."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return None
+    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+    if ma == mb:
+        return None
+    for n in range(max(len(a), len(b)), most + 1):
+        va, vb = sa ** 2 / n, sb ** 2 / n
+        if va + vb == 0.0:
+            return n
+        dof = (va + vb) ** 2 / ((va ** 2 + vb ** 2) / (n - 1))
+        if float(stats.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb) < abs(ma - mb):
+            return n
+    return None
+
+
 def verdict(interval: Interval | None, n_a: int, n_b: int) -> str:
     """"A > B" when the interval lies above 0, "A < B" below 0, else "not resolved (<why>)"."""
     if interval is None or n_a < 2 or n_b < 2:
@@ -59,11 +80,14 @@ def verdict(interval: Interval | None, n_a: int, n_b: int) -> str:
 
 
 def compare(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
-    """Both sides' n and means, the difference of means, its interval (None with < 2 values on a side) and verdict:
-    {"n_a", "n_b", "mean_a", "mean_b", "diff", "lo", "hi", "dof", "verdict"}."""
+    """Both sides' n and means, the difference of means, its interval (None with < 2 values on a side), verdict and,
+    where it is not resolved, `runs_to_resolve`'s estimate: {"n_a", "n_b", "mean_a", "mean_b", "diff", "lo", "hi",
+    "dof", "verdict", "runs_to_resolve"}."""
     mean_a, mean_b = mean_std(a)[0], mean_std(b)[0]
     interval = welch_ci(a, b, confidence) if len(a) >= 2 and len(b) >= 2 else None
     diff = mean_a - mean_b if mean_a is not None and mean_b is not None else None
     return {"n_a": len(a), "n_b": len(b), "mean_a": mean_a, "mean_b": mean_b, "diff": diff,
             "lo": interval.lo if interval else None, "hi": interval.hi if interval else None,
-            "dof": interval.dof if interval else None, "verdict": verdict(interval, len(a), len(b))}
+            "dof": interval.dof if interval else None, "verdict": verdict(interval, len(a), len(b)),
+            "runs_to_resolve": (runs_to_resolve(a, b, confidence) if interval and interval.lo <= 0 <= interval.hi
+                                else None)}
