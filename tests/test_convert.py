@@ -103,7 +103,7 @@ def test_torchvision_names_and_shapes_map_without_torch(model):
     state = {k: rng.normal(size=shape).astype(np.float32) for k, shape in entries}
     tensors = convert_lib.torchvision_tensors(state)
     net = build_model(_config(model), 1000)
-    variables = jax.jit(lambda r: net.init(r, np.zeros((1, RES, RES, 3), np.float32), train=False))(jax.random.key(0))
+    variables = _zero_variables(net)
     params, stats = convert_lib.assign(convert_lib._numpy(variables["params"]), convert_lib._numpy(
         variables["batch_stats"]), convert_lib.layer_order(net, RES), tensors, "torchvision")
     # every source tensor is somewhere in mobilejax's trees, in mobilejax's layout
@@ -116,6 +116,12 @@ def test_torchvision_names_and_shapes_map_without_torch(model):
     first = [e for e in entries if e[0].endswith("weight")][0]
     assert np.array_equal(params["conv_stem"]["kernel"], state[first[0]].transpose(2, 3, 1, 0))
     assert np.array_equal(params["classifier"]["kernel"], state[entries[-1][0].replace("bias", "weight")].T)
+
+
+def _zero_variables(net):
+    """The model's variable trees, all zeros: their shapes are all `assign` needs (`jax.eval_shape`: nothing compiled)."""
+    return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(
+        lambda: net.init(jax.random.key(0), np.zeros((1, RES, RES, 3), np.float32), train=False)))
 
 
 def _config(model):
@@ -196,11 +202,11 @@ def test_bad_weight_files(tmp_path):
         entries = json.load(f)["state_dicts"]["mobilenet_v2"]
     state = {k: np.zeros(shape, np.float32) for k, shape in entries}
     net = build_model(_config("mobilenet_v2"), 1000)
-    variables = jax.jit(lambda r: net.init(r, np.zeros((1, RES, RES, 3), np.float32), train=False))(jax.random.key(0))
+    variables = _zero_variables(net)
     order = convert_lib.layer_order(net, RES)
     trees = convert_lib._numpy(variables["params"]), convert_lib._numpy(variables["batch_stats"])
     narrow = build_model(_config("mobilenet_v2"), 1000).clone(alpha=0.5)
-    nvars = jax.jit(lambda r: narrow.init(r, np.zeros((1, RES, RES, 3), np.float32), train=False))(jax.random.key(0))
+    nvars = _zero_variables(narrow)
     with pytest.raises(UsageError, match=r"torchvision layer 'features.0.0' kernel has shape \(3, 3, 3, 32\) but "
                                          r"conv_stem/kernel has \(3, 3, 3, 16\): the file is for another model or "
                                          r"width \(alpha\)"):

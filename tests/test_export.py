@@ -10,7 +10,7 @@ from mobilejax import cli
 from mobilejax.train import train_and_evaluate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny import make_folder, tiny_config  # noqa: E402
+from tiny import make_folder, random_variables, tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +72,19 @@ def test_every_family_converts(name, alpha):
     x = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype(np.float32)
     kw = dict(num_classes=5, alpha=alpha, small_input=True, depthwise_impl="xla")
     model = create_model(name, **kw)
-    # jit-compiled: op-by-op (eager) initialisation and application compile every op separately, ~3x the time
-    v = jax.jit(lambda k: model.init(k, x[:1]))(jax.random.key(0))
-    # running statistics from this batch (momentum 0), so the logits are far from zero
-    stats = jax.jit(lambda v, x: create_model(name, bn_momentum=0.0, **kw).apply(
-        v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.key(1)})[1])(v, x)
-    fn = lambda z: model.apply({**v, **stats}, z, train=False)  # noqa: E731
-    ref = np.asarray(jax.jit(fn)(x))
+
+    @jax.jit  # one program (eager application compiles every op separately, ~3x the time)
+    def stats_and_logits(v, x):
+        # random weights (no init to compile) with this batch's own running statistics (momentum 0), so the
+        # activations stay O(1) through the network and the logits are far from zero
+        stats = create_model(name, bn_momentum=0.0, **kw).apply(v, x, train=True, mutable=["batch_stats"],
+                                                                 rngs={"dropout": jax.random.key(1)})[1]
+        return stats, model.apply({**v, **stats}, x, train=False)
+
+    v = random_variables(model, 32)
+    stats, ref = stats_and_logits(v, x)
+    v, ref = {**v, **stats}, np.asarray(ref)
+    fn = lambda z: model.apply(v, z, train=False)  # noqa: E731
     assert np.std(ref) > 1e-3
     with stderr_to_devnull():
         interp = interpreter(_convert(fn, 32, "none", None))

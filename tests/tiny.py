@@ -80,3 +80,26 @@ def one_step_summary(folder, workdir) -> dict:
     leaves = [[float(np.sum(x)), float(np.sum(np.square(x))), float(np.sum(np.abs(x)))]
               for x in jax.tree.leaves(params_of(workdir)[0])]
     return {"devices": jax.device_count(), "loss": res["final_loss"], "params": leaves}
+
+
+def random_variables(model, image_size: int, seed: int = 0) -> dict:
+    """A model's variables with random values, from the shapes alone (`jax.eval_shape`: nothing is compiled; a
+    compiled `init` costs seconds per model): He-normal kernels, BatchNorm scales and running variances in
+    [0.5, 1.5], offsets, biases and running means ~N(0, 0.1). For tests that need some weights (conversions,
+    exports), not the initialisation itself; the running statistics do not match the activations, so through a deep
+    network the magnitudes drift: where they matter, replace them by a batch's own (a train-mode pass)."""
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), np.zeros((1, image_size, image_size, 3), np.float32),
+                                               train=False))
+    rng = np.random.default_rng(seed)
+
+    def fill(path, s):
+        name = str(getattr(path[-1], "key", path[-1]))
+        if name == "kernel":
+            value = rng.normal(size=s.shape) * np.sqrt(2.0 / max(1, int(np.prod(s.shape[:-1]))))
+        elif name in ("scale", "var"):
+            value = rng.uniform(0.5, 1.5, size=s.shape)
+        else:
+            value = rng.normal(size=s.shape) * 0.1
+        return value.astype(s.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
