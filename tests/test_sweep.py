@@ -405,8 +405,15 @@ def test_restore_continues_a_sweep_elsewhere_from_its_records(tmp_path, image_fo
     assert len(lines) == 3 and all(set(r) == {"version", "experiment", "base", "fixed", "run", "trial", "seed",
                                               "overrides", "config", "results", "metrics"} for r in lines)
 
-    second = str(tmp_path / "second")
+    # a dry run after the restore prints the one run still to do (for a scheduler) and says what it left out
     capsys.readouterr()
+    assert run_sweep(exp, str(tmp_path / "dry"), dry_run=True, restore=[records]) == 0
+    out, err = capsys.readouterr()
+    assert "3 finished run(s) left out" in err
+    (command,) = out.strip().splitlines()
+    assert f"--workdir={tmp_path / 'dry'}/{report['rows'][3]['run']}" in command
+
+    second = str(tmp_path / "second")
     assert run_sweep(exp, second, in_process=True, restore=[records]) == 0
     err = capsys.readouterr().err
     assert f"restored 3 finished run(s) from {records}" in err

@@ -302,8 +302,8 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
     time; 0 if none failed, 1 if some failed, 2 for an invalid experiment or sweep directory, 130 if interrupted.
 
     `seeds` (N, the `--seeds` flag) runs every trial with seeds 0 .. N-1 (instead of the experiment file's `seeds`);
-    `dry_run` prints the runs' commands, one per line, and runs nothing; `max_trials` runs at most that many runs in
-    this call (the rest stay pending for a rerun); `in_process` runs them in this process instead of
+    `dry_run` prints the commands of the runs still to do, one per line, and runs nothing; `max_trials` runs at most
+    that many runs in this call (the rest stay pending for a rerun); `in_process` runs them in this process instead of
     `mobilejax train` subprocesses (only with parallel=1). `launcher="slurm"` submits the unfinished runs as one
     SLURM array job with the `slurm` resources instead (launchers.py; `cluster="local"` runs that job locally and
     `wait` waits for it, for tests). `restore`: runs.jsonl files of `mobilejax report` whose finished runs are
@@ -337,9 +337,13 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
         print(sbatch_script(exp, [r for r in exp["runs"] if not os.path.exists(os.path.join(
             workdir, r["name"], RESULTS_FILE))], workdir, slurm), end="", flush=True)
         return 0
-    if dry_run:
+    if dry_run:  # the runs still to do (finished and restored ones are left out, as in the SLURM script)
+        finished = [r for r in exp["runs"] if os.path.exists(os.path.join(workdir, r["name"], RESULTS_FILE))]
+        if finished:
+            print(f"[sweep] {len(finished)} finished run(s) left out", file=sys.stderr, flush=True)
         for run in exp["runs"]:
-            print(command_line(train_argv(exp, run, workdir)), flush=True)
+            if run not in finished:
+                print(command_line(train_argv(exp, run, workdir)), flush=True)
         return 0
 
     state = _State(workdir, manifest)
