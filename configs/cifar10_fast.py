@@ -70,6 +70,10 @@ faster per epoch (74.9 vs 71.4% after 5 epochs, 85.8 vs 81.7% after 20) and trai
 XLA:CPU flags, bfloat16 (3x slower on XLA:CPU) and splitting the two cores into two data-parallel devices (10% slower)
 do not make the step faster (docs/benchmarks.md).
 
+Not measured yet: airbench's alternating flip (`--config.data.alternate_flip=True`, since 2026-12-02: each image
+mirrored in every other epoch, so any two consecutive epochs show it both ways), free per step, the next lever to try
+against the ~0.4 points still missing.
+
 Config arguments: model, alpha, res, epochs, batch, lr, folder=PATH, and any dotted key.
 """
 import os
