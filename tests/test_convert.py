@@ -119,7 +119,8 @@ def test_torchvision_names_and_shapes_map_without_torch(model):
 
 
 def _zero_variables(net):
-    """The model's variable trees, all zeros: their shapes are all `assign` needs (`jax.eval_shape`: nothing compiled)."""
+    """The model's variable trees, all zeros: their shapes are all `assign` needs (`jax.eval_shape`: nothing
+    compiled)."""
     return jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), jax.eval_shape(
         lambda: net.init(jax.random.key(0), np.zeros((1, RES, RES, 3), np.float32), train=False)))
 

@@ -7,9 +7,10 @@ What it yields follows the contract of the tf.data pipeline (`pipeline.py`):
 - training: epoch e is a permutation of the split keyed by (seed, e), cut into steps_per_epoch batches (the
   remainder dropped); each image is padded by data.crop_padding (reflect or zero), cropped back to image_size at an
   offset drawn uniformly, then mirrored with probability 1/2, all keyed by (seed, e) (with data.alternate_flip,
-  image i is mirrored in epoch e iff coin_i XOR (e odd), one coin per image keyed by the seed). So `train_batches(s)` yields
-  exactly what `train_batches(0)` yields from its s-th batch on, and a resumed run sees the same data. The draws are
-  numpy's, not TensorFlow's: the same seed gives other crops than the tf.data pipeline, from the same distribution.
+  image i is mirrored in epoch e iff coin_i XOR (e odd), one coin per image keyed by the seed). So
+  `train_batches(s)` yields exactly what `train_batches(0)` yields from its s-th batch on, and a resumed run sees the
+  same data. The draws are numpy's, not TensorFlow's: the same seed gives other crops than the tf.data pipeline,
+  from the same distribution.
   With data.shuffle_buffer <= 1 the order is not shuffled; any larger buffer is a full shuffle here.
 - evaluation: every image once, normalised exactly as the tf.data pipeline does with eval_resize='resize' on images
   already of data.image_size, the last batch padded with mask-0 examples. Lossless images (PNG) give the tf.data

@@ -91,7 +91,8 @@ class Options:
         if not isinstance(self.alternate_flip, bool):
             bad("alternate_flip", self.alternate_flip, "True or False")
         if self.alternate_flip and not self.random_flip:
-            bad("alternate_flip", self.alternate_flip, "False when data.random_flip=False (it alternates the random flip)")
+            bad("alternate_flip", self.alternate_flip,
+                "False when data.random_flip=False (it alternates the random flip)")
         if not isinstance(self.shuffle_buffer, int) or self.shuffle_buffer < 0:
             bad("shuffle_buffer", self.shuffle_buffer, "an integer >= 0 (0 or 1: no shuffling)")
         if not isinstance(self.num_parallel_calls, int) or (self.num_parallel_calls < 1
