@@ -31,39 +31,39 @@ def welch_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -
     """(diff, lo, hi, dof): mean(a) - mean(b) with its `confidence` interval by Welch's t. Needs >= 2 values per side.
 
     When neither side varies, the standard error is 0 and the interval is the point itself (dof n_a + n_b - 2)."""
-    from scipy import stats
-
     if len(a) < 2 or len(b) < 2:
         raise ValueError(f"Welch's interval needs >= 2 values per side, got {len(a)} and {len(b)}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-    va, vb = sa ** 2 / len(a), sb ** 2 / len(b)  # squared standard errors of the two means
     diff = ma - mb
-    if va + vb == 0.0:
-        return Interval(diff, diff, diff, float(len(a) + len(b) - 2))
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb)
+    half, dof = _welch_half_width(sa, len(a), sb, len(b), confidence)
     return Interval(diff, diff - half, diff + half, dof)
+
+
+def _welch_half_width(sa: float, na: int, sb: float, nb: int, confidence: float) -> tuple[float, float]:
+    """(half-width, Welch–Satterthwaite dof) of the interval of a difference of means with sample stds sa, sb over
+    na, nb values; (0, na + nb - 2) when neither side varies."""
+    from scipy import stats
+
+    va, vb = sa ** 2 / na, sb ** 2 / nb  # squared standard errors of the two means
+    if va + vb == 0.0:
+        return 0.0, float(na + nb - 2)
+    dof = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    return float(stats.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb), dof
 
 
 def runs_to_resolve(a: Sequence[float], b: Sequence[float], confidence: float = 0.95, most: int = 20) -> int | None:
     """An estimate for planning: the fewest runs per side (>= the larger current n) whose Welch interval would
     exclude 0 if more runs kept both sides' present means and sample standard deviations; None when the means are
     equal, a side has fewer than 2 values, or it takes more than `most` runs."""
-    from scipy import stats
-
     if len(a) < 2 or len(b) < 2:
         return None
     (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
     if ma == mb:
         return None
     for n in range(max(len(a), len(b)), most + 1):
-        va, vb = sa ** 2 / n, sb ** 2 / n
-        if va + vb == 0.0:
-            return n
-        dof = (va + vb) ** 2 / ((va ** 2 + vb ** 2) / (n - 1))
-        if float(stats.t.ppf(0.5 + confidence / 2, dof)) * math.sqrt(va + vb) < abs(ma - mb):
+        if _welch_half_width(sa, n, sb, n, confidence)[0] < abs(ma - mb):
             return n
     return None
 
