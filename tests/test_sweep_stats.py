@@ -106,6 +106,10 @@ def test_partial_replicated_sweep_report(tmp_path):
     _run(sweep, "relu6/seed-0", 0.80)
     _run(sweep, "relu6/seed-1", 0.82)
     _run(sweep, "relu6/seed-2", status="failed")
+    with open(os.path.join(sweep, "lin", "seed-0", "metrics.jsonl"), "w") as f:
+        for rec in ({"step": 5, "epoch": 0.5, "train_loss": 1.0}, {"step": 10, "epoch": 1.0, "eval_accuracy": 0.8512},
+                    {"step": 20, "epoch": 2.0, "eval_accuracy": 0.9}):
+            f.write(json.dumps(rec) + "\n")
     report = write_report(sweep, echo=False)
     trials = {t["trial"]: t for t in report["trials"]}
     assert trials["lin"]["n"] == 3 and trials["lin"]["status"] == "done"
@@ -127,6 +131,11 @@ def test_partial_replicated_sweep_report(tmp_path):
     assert len(list(csv.DictReader(open(os.path.join(sweep, "runs.csv"))))) == 6
     md = open(os.path.join(sweep, "report.md")).read()
     assert "0.9100 ± 0.0100" in md and "linear vs relu6" in md and "Failed: `relu6/seed-2`" in md
+    # the runs table lists each run's validation accuracy after every evaluation (none logged: an empty cell)
+    (lin0,) = [line for line in md.splitlines() if line.startswith("| lin/seed-0 |")]
+    assert lin0.endswith("| 1: 0.851, 2: 0.900 |")
+    (lin1,) = [line for line in md.splitlines() if line.startswith("| lin/seed-1 |")]
+    assert lin1.endswith("| 100 |  |")
     assert os.path.getsize(os.path.join(sweep, "accuracy_vs_macs.png")) > 0
 
     # one seed of the linear trial not finished yet (and one of relu6 not started): n drops; both listed as missing

@@ -207,11 +207,20 @@ def _resolve_label(c: dict) -> str:
     return str(c["runs_to_resolve"]) if c.get("runs_to_resolve") else "> 20"
 
 
+def eval_curve(metrics: list[dict]) -> str:
+    """A run's validation accuracy after each evaluation, "epoch: accuracy" in the order logged (e.g. "2: 0.528,
+    4: 0.708, 6: 0.783"); empty before the first evaluation."""
+    return ", ".join(f"{round(r['epoch'], 2):g}: {r['eval_accuracy']:.3f}" for r in metrics
+                     if isinstance(r.get("eval_accuracy"), (int, float)) and isinstance(r.get("epoch"), (int, float)))
+
+
 def runs_table(rows: list[dict]) -> str:
-    head = ["run", "status", "best val acc", "final val acc", "epochs", "wall time (s)", "img/s"]
+    head = ["run", "status", "best val acc", "final val acc", "epochs", "wall time (s)", "img/s",
+            "val acc after each evaluation (epoch: acc)"]
     return _table(head, [[r["run"], r["status"], _num(r.get("best_accuracy"), ".4f"),
                           _num(r.get("final_accuracy"), ".4f"), _num(r.get("epochs"), ".2f"),
-                          _num(r.get("wall_time_s"), ".0f"), _num(r.get("img_per_s"), ".0f")] for r in rows])
+                          _num(r.get("wall_time_s"), ".0f"), _num(r.get("img_per_s"), ".0f"),
+                          eval_curve(r.get("metrics") or [])] for r in rows])
 
 
 def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
