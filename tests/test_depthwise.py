@@ -65,6 +65,20 @@ def test_depthwise_shift_vmap_and_grad_of_grad():
                                rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.parametrize("small_map", [0, 10**6])
+def test_kernel_gradient_both_reduction_orders(monkeypatch, small_map):
+    # The kernel gradient's first reduction stage sums over N (large maps) or over N and H (maps up to
+    # depthwise.SMALL_MAP positions): force each order on a 12x10 map and compare with the reference.
+    import mobilejax.ops.depthwise as dw_ops
+    monkeypatch.setattr(dw_ops, "SMALL_MAP", small_map)
+    x = jax.random.normal(jax.random.PRNGKey(3), (3, 12, 10, 5))
+    kernel = jax.random.normal(jax.random.PRNGKey(4), (3, 3, 1, 5))
+    for stride in (1, 2):
+        got = _loss_and_grads(depthwise_conv_shift, x, kernel, stride, 1)[2]
+        ref = _loss_and_grads(depthwise_conv_xla, x, kernel, stride, 1)[2]
+        np.testing.assert_allclose(np.asarray(got), np.asarray(ref), **TOL)
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("impl", ["xla", "shift", "auto"])
 def test_conv_module_depthwise_and_pointwise(stride, impl):

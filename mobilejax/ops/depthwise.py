@@ -67,15 +67,22 @@ def _depthwise_shift_fwd_only(x, kernel, stride, pad):
     return _shift_sum(_pad_hw(x, pad, pad), kernel, stride, ho, wo)
 
 
+# Up to this many output positions (Ho * Wo) per image, the first stage of the kernel gradient's reduction also sums
+# over the rows: measured on the 2-core CPU (docs/benchmarks.md), 1.4-2.3x faster at 4x4 to 28x28 maps, slower at
+# 32x32 and larger, where the partials keep more of the reduction's parallel work.
+SMALL_MAP = 28 * 28
+
+
 def _sum_taps(ops: list[jax.Array]) -> list[jax.Array]:
     """Per-channel sums over (N, H, W) of every array in `ops`, as one variadic reduction (one pass over the inputs,
-    k*k accumulators) in two stages: over N first (keeps H, W, C contiguous, so it vectorises), then over H, W of
-    the N-times smaller partials. XLA:CPU runs the k*k separate (N, H, W) reductions of sliced inputs that autodiff
-    of the slices gives more slowly (docs/profile.md)."""
+    k*k accumulators) in two stages: over N first (over N and H for small maps; keeps the inner axes contiguous, so it
+    vectorises), then over the remaining axes of the much smaller partials. XLA:CPU runs the k*k separate (N, H, W)
+    reductions of sliced inputs that autodiff of the slices gives more slowly (docs/profile.md)."""
     zeros = [jnp.zeros((), o.dtype) for o in ops]
     add = lambda a, b: [u + v for u, v in zip(a, b)]  # noqa: E731
-    part = jax.lax.reduce(ops, zeros, add, (0,))
-    return [jnp.sum(p, axis=(0, 1)) for p in part]
+    first = (0, 1) if ops[0].shape[1] * ops[0].shape[2] <= SMALL_MAP else (0,)
+    part = jax.lax.reduce(ops, zeros, add, first)
+    return [jnp.sum(p, axis=tuple(range(p.ndim - 1))) for p in part]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
