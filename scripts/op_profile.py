@@ -38,6 +38,36 @@ def hlo_ops(text: str) -> dict:
     return ops
 
 
+ACTIVATIONS = ("relu", "relu6", "hard_swish", "hard_sigmoid", "silu", "gelu", "sigmoid")
+
+
+def layer_kind(meta: str) -> tuple[str, str]:
+    """(layer kind, pass) of an op from its `op_name` metadata, in the kinds `scripts/peer_op_profile.py` uses for
+    PyTorch. A fusion carries the name of its root op: a BatchNorm-normalise + activation loop counts where its last
+    op belongs."""
+    backward = "transpose(" in meta
+    parts = [re.sub(r"^jit\(|\)$", "", q) for q in meta.split("/")]
+    if not re.search(r"jvp\((MobileNet|ShuffleNet)", meta):  # outside the model: loss, optimizer update
+        return "optimizer / loss / other", "backward" if backward else "forward"
+    pass_ = "backward" if backward else "forward"
+    if "se" in parts:
+        return "squeeze-excite", pass_
+    for q in parts:
+        if q in ("conv_stem", "stem"):
+            return "stem conv", pass_
+        if q.startswith("conv_dw"):
+            return "depthwise conv", pass_
+        if q.startswith("conv_"):
+            return "1x1 conv", pass_
+        if q.startswith("bn_"):
+            return "BatchNorm", pass_
+        if q.startswith(("head", "pre_logits", "classifier", "Dense")):
+            return "classifier", pass_
+    if any(q in ACTIVATIONS for q in parts):
+        return "activations", pass_
+    return "other", pass_
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -46,6 +76,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--top", type=int, default=40)
+    p.add_argument("--by-layer", action="store_true",
+                   help="also the totals per layer kind (stem, depthwise, 1x1, BatchNorm, ...), as "
+                        "scripts/peer_op_profile.py prints them for PyTorch")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a model knob, e.g. small_input=True (as `mobilejax bench --option`)")
     a = p.parse_args()
@@ -95,6 +128,16 @@ def main() -> None:
     print(f"\n{'ms/step':>8}  {'count':>5}  kind / pass / primitive")
     for key, ms in sorted(kinds.items(), key=lambda kv: -kv[1])[:a.top]:
         print(f"{ms:8.1f}  {counts[key]:5d}  {' / '.join(key)}")
+    if a.by_layer:
+        by_layer = collections.defaultdict(float)
+        n_layer = collections.Counter()
+        for name, ms in dur.items():
+            key = layer_kind(ops[name][1])
+            by_layer[key] += ms
+            n_layer[key] += 1
+        print(f"\n{'ms/step':>8}  {'share':>6}  {'ops':>5}  layer kind / pass")
+        for key, ms in sorted(by_layer.items(), key=lambda kv: -kv[1]):
+            print(f"{ms:8.1f}  {ms / total:6.1%}  {n_layer[key]:5d}  {' / '.join(key)}")
 
 
 if __name__ == "__main__":
