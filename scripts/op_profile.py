@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 
 from mobilejax import bench  # noqa: E402
+from mobilejax.layers import ACTIVATIONS  # noqa: E402
 
 
 def hlo_ops(text: str) -> dict:
@@ -38,18 +39,14 @@ def hlo_ops(text: str) -> dict:
     return ops
 
 
-ACTIVATIONS = ("relu", "relu6", "hard_swish", "hard_sigmoid", "silu", "gelu", "sigmoid")
-
-
 def layer_kind(meta: str) -> tuple[str, str]:
     """(layer kind, pass) of an op from its `op_name` metadata, in the kinds `scripts/peer_op_profile.py` uses for
     PyTorch. A fusion carries the name of its root op: a BatchNorm-normalise + activation loop counts where its last
     op belongs."""
-    backward = "transpose(" in meta
-    parts = [re.sub(r"^jit\(|\)$", "", q) for q in meta.split("/")]
+    pass_ = "backward" if "transpose(" in meta else "forward"
     if not re.search(r"jvp\((MobileNet|ShuffleNet)", meta):  # outside the model: loss, optimizer update
-        return "optimizer / loss / other", "backward" if backward else "forward"
-    pass_ = "backward" if backward else "forward"
+        return "optimizer / loss / other", pass_
+    parts = [re.sub(r"^jit\(|\)$", "", q) for q in meta.split("/")]
     if "se" in parts:
         return "squeeze-excite", pass_
     for q in parts:

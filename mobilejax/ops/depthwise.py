@@ -68,8 +68,8 @@ def _depthwise_shift_fwd_only(x, kernel, stride, pad):
 
 
 # Up to this many output positions (Ho * Wo) per image, the first stage of the kernel gradient's reduction also sums
-# over the rows: measured on the 2-core CPU (docs/benchmarks.md), 1.4-2.3x faster at 4x4 to 28x28 maps, slower at
-# 32x32 and larger, where the partials keep more of the reduction's parallel work.
+# over the rows: measured on the 2-core CPU (docs/benchmarks.md), 1.3-2.3x faster at 4x4 to 28x28 maps (parity at
+# 16x16), slower (0.64-0.75x) at 32x32 and larger.
 SMALL_MAP = 28 * 28
 
 
