@@ -1,13 +1,11 @@
 """How fast is the 224 px stem (3x3 stride-2 convolution of the RGB image) in each formulation, forward alone and
 forward + kernel gradient (what the train step needs: the image gets no gradient)?
 
-usage: GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python scripts/stem_bench.py [--batch 32] [--resolution 224] [--features 16] [--reps 5]
+usage: python scripts/stem_bench.py [--batch 32] [--resolution 224] [--features 16] [--reps 5]
 
 Formulations, all the same maths (checked against `conv_xla` before timing):
 - xla: `lax.conv_general_dilated` (mobilejax/ops/conv.py `conv_xla`, the reference and the non-CPU path);
-- im2col: the patches (N*Ho*Wo, 27) built from reshapes and unstrided slices, and one matmul (`conv_im2col`, the CPU
-  path of the stems since 2026-12-02);
-- im2col-slices: the same patches as 9 strided slices of the padded image concatenated (the library's path before);
+- im2col: the 9 strided taps concatenated to (N*Ho*Wo, 27) and one matmul (`conv_im2col`, the CPU path of the stems);
 - s2d: space-to-depth first (2x2 pixel blocks -> 12 channels), then a 2x2 stride-1 convolution with the kernel
   rearranged (zeros where a 4x4 block has no 3x3 tap), by XLA;
 - s2d+vjp: s2d forward with a hand-written kernel gradient (four shifted windows of the space-to-depth image, each
@@ -73,19 +71,7 @@ def _bwd(s, g):
 
 conv_s2d_vjp.defvjp(_fwd, _bwd)
 
-def conv_im2col_slices(x, kernel, stride=2, pad=1):
-    kh, kw, cin, features = kernel.shape
-    n, h, w, _ = x.shape
-    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    taps = [jax.lax.slice(xp, (0, i, j, 0), (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, cin),
-                          (1, stride, stride, 1)) for i in range(kh) for j in range(kw)]
-    patches = jnp.concatenate(taps, axis=-1).reshape(n * ho * wo, kh * kw * cin)
-    return jnp.dot(patches, kernel.reshape(kh * kw * cin, features)).reshape(n, ho, wo, features)
-
-
 FORMULATIONS = {"xla": lambda x, k: conv_xla(x, k, 2, 1), "im2col": lambda x, k: conv_im2col(x, k, 2, 1),
-                "im2col-slices": conv_im2col_slices,
                 "s2d": conv_s2d, "s2d+vjp": conv_s2d_vjp}
 
 
@@ -121,7 +107,7 @@ def main(argv=None):
                 times[name, mode].append((time.perf_counter() - t) / 5 * 1000)
     print(f"stem 3x3/2, {a.batch}x{r}x{r}x3 -> {a.features} features, ms per call (median; reps)")
     for (name, mode), v in times.items():
-        print(f"  {name:13s} {mode:22s} {np.median(v):7.1f}  ({', '.join(f'{t:.1f}' for t in v)})")
+        print(f"  {name:8s} {mode:22s} {np.median(v):7.1f}  ({', '.join(f'{t:.1f}' for t in v)})")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ import pytest
 
 from mobilejax.layers import Conv
 from mobilejax.ops import conv_im2col, conv_xla, use_im2col
-from mobilejax.ops.conv import _patches
 
 
 @pytest.mark.parametrize("hw,k,stride,cin", [(9, 3, 1, 3), (10, 3, 2, 3), (11, 3, 2, 1), (8, 5, 2, 2), (7, 1, 1, 3)])
@@ -25,29 +24,6 @@ def test_im2col_matches_conv(hw, k, stride, cin):
                  for f in (conv_im2col, conv_xla)]
         for a, b in zip(*grads):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-10)
-
-
-def _strided_patches(x, kh, kw, stride, pad):
-    """The definition: one strided slice of the padded input per tap, concatenated in (i, j, c) order."""
-    n, h, w, c = x.shape
-    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
-    xp = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    return jnp.concatenate([jax.lax.slice(xp, (0, i, j, 0), (n, i + stride * (ho - 1) + 1, j + stride * (wo - 1) + 1, c),
-                                          (1, stride, stride, 1)) for i in range(kh) for j in range(kw)], axis=-1)
-
-
-@pytest.mark.parametrize("stride", [1, 2, 3])
-def test_patches_are_the_strided_taps_exactly(stride):
-    """The reshape-built patches equal the per-tap strided slices bit for bit, at even and odd sizes (where the
-    fold into groups of `stride` pixels pads or crops what no tap reads), every padding and odd/even kernels."""
-    x = np.random.default_rng(0).normal(size=(2, 9, 9, 2)).astype(np.float32)
-    for h, w, kh, kw, pad in [(8, 8, 3, 3, 1), (7, 9, 3, 3, 1), (8, 7, 5, 5, 2), (6, 9, 2, 4, 0), (9, 6, 3, 1, 0),
-                              (5, 8, 1, 3, 2), (9, 9, 4, 4, 1)]:
-        xs = x[:, :h, :w]
-        got = jax.jit(_patches, static_argnums=(1, 2, 3, 4))(xs, kh, kw, stride, pad)
-        want = jax.jit(_strided_patches, static_argnums=(1, 2, 3, 4))(xs, kh, kw, stride, pad)
-        assert got.shape == want.shape, (h, w, kh, kw, pad)
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
 
 def test_im2col_under_data_sharding():
