@@ -28,22 +28,12 @@ SHAPES = [  # (N, H, C, k, stride): input map, channels, kernel, stride
     (128, 32, 96, 3, 1), (128, 16, 192, 3, 1), (128, 8, 384, 3, 1), (128, 4, 960, 3, 1)]
 
 
-def sum_taps(order: str):
-    def fn(ops):
-        zeros = [jnp.zeros((), o.dtype) for o in ops]
-        add = lambda a, b: [u + v for u, v in zip(a, b)]  # noqa: E731
-        part = jax.lax.reduce(ops, zeros, add, FIRST_STAGE[order])
-        return [p if p.ndim == 1 else jnp.sum(p, axis=tuple(range(p.ndim - 1))) for p in part]
-    return fn
-
-
 def kernel_grad(order: str, k: int, stride: int):
-    reduce = sum_taps(order)
-
     def f(x, g):
         xp = dw._pad_hw(x, k // 2, k // 2)
         ho, wo = g.shape[1], g.shape[2]
-        return jnp.stack(reduce([dw._tap(xp, i, j, stride, ho, wo) * g for i in range(k) for j in range(k)]))
+        return jnp.stack(dw._sum_taps([dw._tap(xp, i, j, stride, ho, wo) * g for i in range(k) for j in range(k)],
+                                      FIRST_STAGE[order]))
     return jax.jit(f)
 
 

@@ -73,14 +73,16 @@ def _depthwise_shift_fwd_only(x, kernel, stride, pad):
 SMALL_MAP = 28 * 28
 
 
-def _sum_taps(ops: list[jax.Array]) -> list[jax.Array]:
+def _sum_taps(ops: list[jax.Array], first: tuple[int, ...] | None = None) -> list[jax.Array]:
     """Per-channel sums over (N, H, W) of every array in `ops`, as one variadic reduction (one pass over the inputs,
     k*k accumulators) in two stages: over N first (over N and H for small maps; keeps the inner axes contiguous, so it
     vectorises), then over the remaining axes of the much smaller partials. XLA:CPU runs the k*k separate (N, H, W)
-    reductions of sliced inputs that autodiff of the slices gives more slowly (docs/profile.md)."""
+    reductions of sliced inputs that autodiff of the slices gives more slowly (docs/profile.md). `first`: the axes of
+    the first stage, to override that rule (scripts/dk_reduce_bench.py times each choice)."""
     zeros = [jnp.zeros((), o.dtype) for o in ops]
     add = lambda a, b: [u + v for u, v in zip(a, b)]  # noqa: E731
-    first = (0, 1) if ops[0].shape[1] * ops[0].shape[2] <= SMALL_MAP else (0,)
+    if first is None:
+        first = (0, 1) if ops[0].shape[1] * ops[0].shape[2] <= SMALL_MAP else (0,)
     part = jax.lax.reduce(ops, zeros, add, first)
     return [jnp.sum(p, axis=tuple(range(p.ndim - 1))) for p in part]
 
