@@ -78,7 +78,14 @@ VM; two short profiling jobs ran beside it in its first ten minutes): **89.10%**
 img/s, 18 s compile); curve after epochs 7/14/21/28: 75.2/79.5/84.3/89.1%. Within about a point of the 89.58% run at
 every evaluation (76.3/79.2/84.2/89.6%) and 0.5 points below it at the end, inside the run-to-run spread: not a gain.
 
-So five levers on this recipe (28 or 30 epochs, EMA, batch 64, a wider model, alternating flip) land at 88.8-89.6%:
+Nor does the wider model on this batch-128 recipe for longer: MobileNetV3-Small 1.25 for 24 epochs
+(`--config.model.alpha=1.25 --config.num_epochs=24 --config.eval_every_epochs=8`, 2026-12-02, the alternating-flip
+run's VM, alone on the CPU, tf.data, six views; a first start at 27 epochs was stopped after 20 minutes because the
+sitting's ~230 img/s would have taken it past 90 minutes): **89.46%** in **79.8 min** (4,789 s, 231 img/s, 6 s
+compile); curve after epochs 8/16/24: 79.7/82.7/89.5%. Ahead of MobileNetV3-Small 1.0 early (79.7% at epoch 8 against
+~76% at epoch 7) and level with its 89.58% at the end, inside the run-to-run spread: not a gain.
+
+So six levers on this recipe (28 or 30 epochs, EMA, batch 64, a wider model twice, alternating flip) land at 88.8-89.6%:
 the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth less than the spread of about half a point
 needs several seeds per arm to show.
 
