@@ -1,7 +1,7 @@
 """How fast is the 224 px stem (3x3 stride-2 convolution of the RGB image) in each formulation, forward alone and
 forward + kernel gradient (what the train step needs: the image gets no gradient)?
 
-usage: python scripts/stem_bench.py [--batch 32] [--resolution 224] [--features 16] [--reps 5]
+usage: GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python scripts/stem_bench.py [--batch 32] [--resolution 224] [--features 16] [--reps 5]
 
 Formulations, all the same maths (checked against `conv_xla` before timing):
 - xla: `lax.conv_general_dilated` (mobilejax/ops/conv.py `conv_xla`, the reference and the non-CPU path);
