@@ -85,7 +85,15 @@ sitting's ~230 img/s would have taken it past 90 minutes): **89.46%** in **79.8 
 compile); curve after epochs 8/16/24: 79.7/82.7/89.5%. Ahead of MobileNetV3-Small 1.0 early (79.7% at epoch 8 against
 ~76% at epoch 7) and level with its 89.58% at the end, inside the run-to-run spread: not a gain.
 
-So six levers on this recipe (28 or 30 epochs, EMA, batch 64, a wider model twice, alternating flip) land at 88.8-89.6%:
+Nor does a deeper model: MobileNetV3-Large 0.5 with the small-input stem (21.0M MACs, 1.42M parameters; its
+`mobilejax bench` step ~0.75x MobileNetV3-Small 1.0's), for the 22 epochs that fit
+(`configs/cifar10_fast.py:folder=../shared/data/cifar10,model=mobilenet_v3_large --config.model.alpha=0.5
+--config.num_epochs=22 --config.eval_every_epochs=11`, 2026-12-02, the alternating-flip run's VM, alone on the CPU,
+tf.data, six views): **88.52%** in **73.5 min** (4,412 s, 230 img/s, 14 s compile); curve after epochs 11/22:
+79.4/88.5%. Level with the others at mid-run and a point below MobileNetV3-Small 1.0's 89.58% at the end.
+
+So seven levers on this recipe (28 or 30 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
+model) land at 88.5-89.6%:
 the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth less than the spread of about half a point
 needs several seeds per arm to show.
 
