@@ -46,6 +46,7 @@ def get_config():
     config.data.train_split = "train[:90%]"
     config.data.eval_split = "train[90%:]"
     config.data.image_size = 224
+    config.data.eval_image_size = 0              # evaluation images' side; 0: image_size (larger: "FixRes" testing)
     config.data.train_augment = "random_resized_crop"  # "random_resized_crop" | "pad_crop" | "none"
     config.data.random_flip = True
     config.data.alternate_flip = False           # with random_flip: each image mirrored in every other epoch (airbench)

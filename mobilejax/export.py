@@ -102,9 +102,9 @@ def export(config, workdir: str, *, fmt: str = "tflite", quantize: str = "none",
     if max_examples is not None and max_examples < 1:
         raise UsageError(f"max_examples={max_examples} must be >= 1")
     fn, run, step = _inference_fn(config, workdir, checkpoint)
-    size = int(run["image_size"])
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                       seed=config.seed, train=False)
+    size = ds.eval_image_size  # the model's input in use: evaluation images (data.eval_image_size, else image_size)
     calibration = _images(ds, config.data.train_split, calibration_examples)[0] if quantize == "int8" else None
     with stderr_to_devnull():  # the converter logs pages of MLIR diagnostics; failures still raise
         content = _convert(fn, size, quantize, calibration)

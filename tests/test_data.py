@@ -231,6 +231,22 @@ def test_load_image_for_predict(tmp_path):
         load_image_for_predict(str(tmp_path / "junk.png"), cfg)
 
 
+def test_eval_image_size(tmp_path):
+    """data.eval_image_size: training batches at image_size, evaluation batches and predict inputs at the other size."""
+    make_folder(tmp_path, {"train": {"x": 3, "y": 3}}, size=(40, 30), fmt="jpg")
+    cfg = data_config(dataset=f"image_folder:{tmp_path}", train_split="train", eval_split="train", image_size=12,
+                      eval_image_size=20)
+    ds = get_datasets(cfg, batch_size=3, eval_batch_size=4)
+    assert (ds.image_size, ds.eval_image_size) == (12, 20)
+    assert next(ds.train_batches())["image"].shape == (3, 12, 12, 3)
+    batches = list(ds.eval_batches())
+    assert [b["image"].shape for b in batches] == [(4, 20, 20, 3)] * 2 and sum(b["mask"].sum() for b in batches) == 6
+    path = str(next((tmp_path / "train" / "x").iterdir()))
+    assert load_image_for_predict(path, cfg).shape == (20, 20, 3)
+    cfg.eval_image_size = 0  # unset: evaluation at image_size
+    assert next(get_datasets(cfg, batch_size=3, eval_batch_size=4).eval_batches())["image"].shape == (4, 12, 12, 3)
+
+
 # ---- errors -------------------------------------------------------------------------------------------------------
 def test_unreadable_image_is_named(tmp_path):
     make_folder(tmp_path, {"train": {"a": 5, "b": 5}}, size=(8, 8), fmt="jpg")
@@ -275,6 +291,7 @@ def test_image_folder_errors(tmp_path):
     ("eval_resize", "crop", "center_crop"),
     ("min_crop_area", 0.0, "fraction"),
     ("num_parallel_calls", 0, "AUTOTUNE"),
+    ("eval_image_size", -1, "a positive integer, or 0 for data.image_size"),
 ])
 def test_invalid_options(tmp_path, field, value, allowed):
     make_folder(tmp_path, {"train": {"a": 3}}, size=(4, 4))

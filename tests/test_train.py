@@ -61,6 +61,10 @@ def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_examples"] == 15
     assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest", "--config.eval_shift=16"]) == 2
     assert "eval_shift=16 must be an integer in [0, 16)" in capsys.readouterr().err
+    # evaluated at a larger size than it was trained at (data.eval_image_size): the shift is checked against that size
+    assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest", "--config.data.eval_image_size=24",
+                     "--config.eval_shift=16"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_examples"] == 15
     img = os.path.join(folder, "val", "dog", "0.png")
     assert cli.main(["predict", "--workdir", str(tmp_path), img, img]) == 0
     lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]

@@ -25,7 +25,8 @@ class DatasetsBase:
                 raise ValueError(f"{name}={size} must be positive")
             if size % self.process_count:
                 raise ValueError(f"{name}={size} must be a multiple of the number of processes ({self.process_count})")
-        self.image_size: int = options.image_size
+        self.image_size: int = options.image_size          # training images
+        self.eval_image_size: int = options.eval_size      # evaluation images (data.eval_image_size, else the same)
 
     @property
     def num_classes(self) -> int:

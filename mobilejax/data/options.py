@@ -48,6 +48,12 @@ class Options:
     normalize: str = "imagenet"
     pipeline: str = "tf"
     alternate_flip: bool = False
+    eval_image_size: int = 0  # 0: image_size
+
+    @property
+    def eval_size(self) -> int:
+        """The side of evaluation images: data.eval_image_size, or data.image_size when that is 0 (unset)."""
+        return self.eval_image_size or self.image_size
 
     @classmethod
     def from_config(cls, cfg) -> "Options":
@@ -61,7 +67,8 @@ class Options:
             eval_crop_fraction=float(field(cfg, "eval_crop_fraction", 0.875)),
             shuffle_buffer=field(cfg, "shuffle_buffer", 10_000), cache=bool(field(cfg, "cache", True)),
             num_parallel_calls=field(cfg, "num_parallel_calls", -1), normalize=field(cfg, "normalize", "imagenet"),
-            pipeline=field(cfg, "pipeline", "tf"), alternate_flip=field(cfg, "alternate_flip", False))
+            pipeline=field(cfg, "pipeline", "tf"), alternate_flip=field(cfg, "alternate_flip", False),
+            eval_image_size=field(cfg, "eval_image_size", 0))
         o.validate()
         return o
 
@@ -79,6 +86,9 @@ class Options:
             bad("pad_mode", self.pad_mode, ", ".join(repr(a) for a in PAD_MODES))
         if not isinstance(self.image_size, int) or self.image_size < 1:
             bad("image_size", self.image_size, "a positive integer")
+        if isinstance(self.eval_image_size, bool) or not isinstance(self.eval_image_size, int) \
+                or self.eval_image_size < 0:
+            bad("eval_image_size", self.eval_image_size, "a positive integer, or 0 for data.image_size")
         if not 0.0 < self.min_crop_area <= 1.0:
             bad("min_crop_area", self.min_crop_area, "a fraction in (0, 1]")
         if not 0.0 < self.eval_crop_fraction <= 1.0:
@@ -106,6 +116,9 @@ class Options:
             if self.train_augment not in MEMORY_TRAIN_AUGMENTS:
                 bad("train_augment", self.train_augment,
                     f"{', '.join(repr(a) for a in MEMORY_TRAIN_AUGMENTS)} with data.pipeline='memory'")
+            if self.eval_size != self.image_size:
+                bad("eval_image_size", self.eval_image_size, f"0 or data.image_size ({self.image_size}) with "
+                    "data.pipeline='memory' (images are used at their size)")
             if self.eval_resize != "resize":
                 bad("eval_resize", self.eval_resize, "'resize' with data.pipeline='memory' (images are used at their "
                     "size, which must be data.image_size)")

@@ -39,7 +39,7 @@ def _parallel(o: Options) -> int:
 
 def _eval_map(o: Options):
     def fn(ex):
-        image = preprocess.eval_preprocess(ex["image"], image_size=o.image_size, eval_resize=o.eval_resize,
+        image = preprocess.eval_preprocess(ex["image"], image_size=o.eval_size, eval_resize=o.eval_resize,
                                            crop_fraction=o.eval_crop_fraction, normalization=o.normalize)
         return {"image": image, "label": tf.cast(ex["label"], tf.int32), "mask": tf.ones([], tf.float32)}
     return fn
@@ -148,7 +148,7 @@ class Datasets(DatasetsBase):
         ds = ds.map(_eval_map(self._o), num_parallel_calls=_parallel(self._o), deterministic=True)
         ds = ds.batch(e).map(pad)
         if self.process_count > 1:  # a process whose share ran out early pads with empty batches (all mask 0)
-            size = self._o.image_size
+            size = self._o.eval_size
             empty = {"image": tf.zeros([e, size, size, 3], tf.float32), "label": tf.zeros([e], tf.int32),
                      "mask": tf.zeros([e], tf.float32)}
             ds = ds.concatenate(tf.data.Dataset.from_tensors(empty).repeat()).take(
@@ -190,12 +190,12 @@ def _iterate(ds: tf.data.Dataset, source, split: Split) -> Iterator[dict]:
 
 
 def load_image_for_predict(path: str, data_config) -> np.ndarray:
-    """An image file -> float32 [image_size, image_size, 3] with the evaluation preprocessing of `data_config`."""
+    """An image file -> float32 [S, S, 3] (S: the evaluation size) with the evaluation preprocessing of `data_config`."""
     o = Options.from_config(data_config)
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"image file {path!r} does not exist")
     try:
-        image = preprocess.eval_preprocess(tf.io.read_file(path), image_size=o.image_size, eval_resize=o.eval_resize,
+        image = preprocess.eval_preprocess(tf.io.read_file(path), image_size=o.eval_size, eval_resize=o.eval_resize,
                                            crop_fraction=o.eval_crop_fraction, normalization=o.normalize)
     except tf.errors.OpError as e:
         raise ValueError(f"cannot read image file {path!r}: {e.message.strip().splitlines()[0]}") from None

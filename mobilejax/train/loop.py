@@ -247,7 +247,7 @@ def _write_results(config, workdir: str, program: Program, ds, plan: Plan, meta:
     summary = program.summary
     results = {
         "model": config.model.name, "alpha": summary.alpha, "dataset": config.data.dataset,
-        "image_size": ds.image_size, "num_classes": ds.num_classes,
+        "image_size": ds.image_size, "eval_image_size": ds.eval_image_size, "num_classes": ds.num_classes,
         "final_accuracy": last_eval["accuracy"], "final_loss": last_eval["loss"],
         "best_accuracy": meta["best"]["accuracy"], "best_step": meta["best"]["step"],
         "eval_examples": last_eval["num_examples"], "params": summary.params, "macs": summary.macs,

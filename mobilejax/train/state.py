@@ -45,9 +45,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
 def eval_views(config: ml_collections.ConfigDict) -> tuple[bool, int]:
     """(eval_flip, eval_shift), checked: the shift is a whole number of pixels, reflected inside the image."""
-    shift, size = config.get("eval_shift", 0), config.data.image_size
+    shift, size = config.get("eval_shift", 0), config.data.get("eval_image_size") or config.data.image_size
     if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < size:
-        raise UsageError(f"eval_shift={shift!r} must be an integer in [0, {size}) (pixels; data.image_size={size})")
+        raise UsageError(f"eval_shift={shift!r} must be an integer in [0, {size}) (pixels; the evaluation images' "
+                         f"size is {size})")
     return bool(config.eval_flip), shift
 
 
