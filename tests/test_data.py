@@ -9,6 +9,8 @@ from PIL import Image
 
 from mobilejax.config import get_config
 from mobilejax.data import IMAGENET_MEAN, IMAGENET_STD, Datasets, get_datasets, load_image_for_predict
+from mobilejax.data import preprocess
+from mobilejax.data.tensorflow_cpu import tf
 from mobilejax.data.sources import ImageFolderSource
 
 
@@ -247,6 +249,35 @@ def test_eval_image_size(tmp_path):
     assert next(get_datasets(cfg, batch_size=3, eval_batch_size=4).eval_batches())["image"].shape == (4, 12, 12, 3)
 
 
+def test_rotate_is_a_rotation_about_the_centre():
+    image = np.random.default_rng(0).uniform(0, 255, (7, 7, 3)).astype(np.float32)
+    turned = preprocess.rotate(tf.constant(image), tf.constant(np.pi / 2)).numpy()
+    assert np.allclose(turned, np.rot90(image), atol=1e-3)
+    assert np.allclose(preprocess.rotate(tf.constant(image), tf.constant(0.0)).numpy(), image, atol=1e-5)
+
+
+def test_random_rotation_in_the_pipeline(tmp_path):
+    """data.random_rotation rotates each training image about its centre by its own angle; the crop and flip keys
+    are unchanged, so the same run without rotation sees the same images unrotated."""
+    rng = np.random.default_rng(1)
+    for cls in ("a", "b"):
+        os.makedirs(tmp_path / "train" / cls)
+        for i in range(4):
+            pixels = rng.integers(0, 256, (15, 15, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "train" / cls / f"{i}.png")
+
+    def first_batch(rotation):
+        cfg = data_config(dataset=f"image_folder:{tmp_path}", train_split="train", eval_split="train",
+                          train_augment="none", random_flip=False, image_size=15, random_rotation=rotation)
+        return next(get_datasets(cfg, batch_size=8, eval_batch_size=8, seed=5).train_batches())["image"]
+
+    plain, rotated = first_batch(0.0), first_batch(30.0)
+    assert np.array_equal(rotated, first_batch(30.0))  # deterministic
+    np.testing.assert_allclose(rotated[:, 7, 7], plain[:, 7, 7], atol=1e-3)  # the centre stays
+    moved = np.abs(rotated - plain).mean(axis=(1, 2, 3))
+    assert (moved > 0.05).all() and len(set(np.round(moved, 4))) == 8  # every image turned, by its own angle
+
+
 # ---- errors -------------------------------------------------------------------------------------------------------
 def test_unreadable_image_is_named(tmp_path):
     make_folder(tmp_path, {"train": {"a": 5, "b": 5}}, size=(8, 8), fmt="jpg")
@@ -292,6 +323,7 @@ def test_image_folder_errors(tmp_path):
     ("min_crop_area", 0.0, "fraction"),
     ("num_parallel_calls", 0, "AUTOTUNE"),
     ("eval_image_size", -1, "a positive integer, or 0 for data.image_size"),
+    ("random_rotation", 200.0, r"a number of degrees in \[0, 180\]"),
 ])
 def test_invalid_options(tmp_path, field, value, allowed):
     make_folder(tmp_path, {"train": {"a": 3}}, size=(4, 4))

@@ -209,6 +209,8 @@ def test_process_shares_make_the_global_batch(folder):
     (dict(pipeline="memory", train_augment="random_resized_crop"), r"data.train_augment='random_resized_crop' is "
      r"invalid; allowed: 'pad_crop', 'none' with data.pipeline='memory'"),
     (dict(pipeline="memory", eval_resize="center_crop"), r"data.eval_resize='center_crop' is invalid"),
+    (dict(pipeline="memory", random_rotation=10.0), r"data.random_rotation=10.0 is invalid; allowed: 0 with "
+     r"data.pipeline='memory'"),
     (dict(pipeline="memory", eval_image_size=16), r"data.eval_image_size=16 is invalid; allowed: 0 or "
      r"data.image_size \(8\) with data.pipeline='memory'"),
     (dict(pipeline="memory", image_size=16), r"is 8x8 px; data.pipeline='memory' needs every image at "

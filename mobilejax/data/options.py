@@ -49,6 +49,7 @@ class Options:
     pipeline: str = "tf"
     alternate_flip: bool = False
     eval_image_size: int = 0  # 0: image_size
+    random_rotation: float = 0.0  # degrees; 0: off
 
     @property
     def eval_size(self) -> int:
@@ -68,7 +69,7 @@ class Options:
             shuffle_buffer=field(cfg, "shuffle_buffer", 10_000), cache=bool(field(cfg, "cache", True)),
             num_parallel_calls=field(cfg, "num_parallel_calls", -1), normalize=field(cfg, "normalize", "imagenet"),
             pipeline=field(cfg, "pipeline", "tf"), alternate_flip=field(cfg, "alternate_flip", False),
-            eval_image_size=field(cfg, "eval_image_size", 0))
+            eval_image_size=field(cfg, "eval_image_size", 0), random_rotation=field(cfg, "random_rotation", 0.0))
         o.validate()
         return o
 
@@ -89,6 +90,9 @@ class Options:
         if isinstance(self.eval_image_size, bool) or not isinstance(self.eval_image_size, int) \
                 or self.eval_image_size < 0:
             bad("eval_image_size", self.eval_image_size, "a positive integer, or 0 for data.image_size")
+        if isinstance(self.random_rotation, bool) or not isinstance(self.random_rotation, (int, float)) \
+                or not 0 <= self.random_rotation <= 180:
+            bad("random_rotation", self.random_rotation, "a number of degrees in [0, 180] (0: off)")
         if not 0.0 < self.min_crop_area <= 1.0:
             bad("min_crop_area", self.min_crop_area, "a fraction in (0, 1]")
         if not 0.0 < self.eval_crop_fraction <= 1.0:
@@ -116,6 +120,8 @@ class Options:
             if self.train_augment not in MEMORY_TRAIN_AUGMENTS:
                 bad("train_augment", self.train_augment,
                     f"{', '.join(repr(a) for a in MEMORY_TRAIN_AUGMENTS)} with data.pipeline='memory'")
+            if self.random_rotation:
+                bad("random_rotation", self.random_rotation, "0 with data.pipeline='memory'")
             if self.eval_size != self.image_size:
                 bad("eval_image_size", self.eval_image_size, f"0 or data.image_size ({self.image_size}) with "
                     "data.pipeline='memory' (images are used at their size)")

@@ -5,6 +5,8 @@ so the same (seed, epoch, example position) always yields the same augmented ima
 """
 from __future__ import annotations
 
+import math
+
 from mobilejax.data.options import EVAL_RESIZES, IMAGENET_MEAN, IMAGENET_STD, TRAIN_AUGMENTS
 from mobilejax.data.tensorflow_cpu import tf
 
@@ -63,12 +65,32 @@ def _decode_random_crop(image_bytes: tf.Tensor, key: tf.Tensor, min_area: float)
     return image
 
 
+_ROTATION_STREAM = 0x524F  # the rotation angle's key, folded from the example key (the crop and flip keys unchanged)
+
+
+def rotate(image: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
+    """float [h, w, c] rotated by `angle` radians about its centre (bilinear, reflected borders; same size):
+    pi/2 gives exactly `np.rot90(image)` on a square image."""
+    h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+    c, s = tf.cos(angle), tf.sin(angle)
+    # output pixel (x, y) reads input (c x - s y + x0, s x + c y + y0): a rotation that keeps the centre fixed
+    x0 = (w - 1) / 2 - (c * (w - 1) / 2 - s * (h - 1) / 2)
+    y0 = (h - 1) / 2 - (s * (w - 1) / 2 + c * (h - 1) / 2)
+    transform = tf.stack([c, -s, x0, s, c, y0, 0.0, 0.0])[None]
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=transform, output_shape=tf.shape(image)[:2], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT")[0]
+
+
 def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int, augment: str, random_flip: bool,
                      min_crop_area: float, crop_padding: int, pad_mode: str = "reflect",
-                     normalization: str = "imagenet", flip: tf.Tensor | None = None) -> tf.Tensor:
+                     normalization: str = "imagenet", flip: tf.Tensor | None = None,
+                     rotation: float = 0.0) -> tf.Tensor:
     """Encoded image + stateless key ([2] int64) -> normalised float32 [image_size, image_size, 3].
 
-    `flip` (a boolean scalar), when given, decides the mirroring instead of the key's coin (data.alternate_flip)."""
+    `flip` (a boolean scalar), when given, decides the mirroring instead of the key's coin (data.alternate_flip).
+    `rotation` > 0: the cropped image is rotated by an angle uniform in [-rotation, rotation] degrees
+    (data.random_rotation), borders reflected."""
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     size = [image_size, image_size]
     if augment == "random_resized_crop":
@@ -87,6 +109,10 @@ def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int,
         image = _resize(decode(image_bytes), size)
     else:
         raise ValueError(f"data.train_augment={augment!r} is not one of {', '.join(TRAIN_AUGMENTS)}")
+    if rotation > 0:
+        angle_key = tf.random.experimental.stateless_fold_in(key, _ROTATION_STREAM)
+        degrees = tf.random.stateless_uniform([], seed=angle_key, minval=-rotation, maxval=rotation)
+        image = rotate(image, degrees * (math.pi / 180.0))
     if flip is not None:
         image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
     elif random_flip:
