@@ -97,7 +97,14 @@ run's VM, alone on the CPU, tf.data, six views) reached **88.68%** in **63.4 min
 compile); curve after epochs 7/14/21/28: 76.4/81.0/84.8/88.7%. So seeds 0 and 1 give 89.58% and 88.68%: the 89.58% is
 the upper end of a ~1-point spread, and every lever above lies inside it.
 
-So seven levers on this recipe (28 or 30 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
+Nor does filling the budget on a faster VM: 36 epochs (`--config.num_epochs=36 --config.eval_every_epochs=12`,
+2026-12-03, the alternating-flip run's VM, alone on the CPU, tf.data, six views; `mobilejax bench mobilenet_v3_small
+--resolution 32 --batch 128 --option small_input=True --num-classes 10`: 361 img/s before it; the run stopped at its
+first evaluation when the library was edited beside it and resumed from its step-4200 checkpoint, bit-exact by
+design): **88.70%** in **75.3 min** (4,518 s of training, 354 img/s, 15 s compile); curve after epochs 12/24/36:
+78.5/84.5/88.7%. Level with the 28-epoch seeds (89.58/88.68%): not a gain.
+
+So eight levers on this recipe (28, 30 or 36 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
 model) land at 88.5-89.6%:
 the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth less than the spread of about half a point
 needs several seeds per arm to show.
