@@ -8,10 +8,9 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from mobilejax.config import get_config
-from mobilejax.data import IMAGENET_MEAN, IMAGENET_STD, Datasets, get_datasets, load_image_for_predict
-from mobilejax.data import preprocess
-from mobilejax.data.tensorflow_cpu import tf
+from mobilejax.data import IMAGENET_MEAN, IMAGENET_STD, Datasets, get_datasets, load_image_for_predict, preprocess
 from mobilejax.data.sources import ImageFolderSource
+from mobilejax.data.tensorflow_cpu import tf
 
 
 def data_config(**overrides):
