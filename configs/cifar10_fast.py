@@ -105,9 +105,8 @@ design): **88.70%** in **75.3 min** (4,518 s of training, 354 img/s, 15 s compil
 78.5/84.5/88.7%. Level with the 28-epoch seeds (89.58/88.68%): not a gain.
 
 So eight levers on this recipe (28, 30 or 36 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
-model) land at 88.5-89.6%:
-the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth less than the spread of about half a point
-needs several seeds per arm to show.
+model) land at 88.5-89.6%: the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth less than the
+spread of about half a point needs several seeds per arm to show.
 
 Config arguments: model, alpha, res, epochs, batch, lr, folder=PATH, and any dotted key.
 """

@@ -49,8 +49,7 @@ random-resized crops of >= 25% and a 0.875 centre crop, 160 x 1.286 / 1.143, fix
 --checkpoint latest --config.data.eval_image_size=160`) also gives 88.2%: the larger test size buys nothing here.
 Level with the 224 px MixUp run's 88.0% in about the same time: rotation and 100 more epochs at a smaller size do
 not close the gap either. Starting from pretrained weights (configs/flowers_finetune.py) or a larger model are what
-is left. (The previous
-recipe, MobileNetV2 0.5 at 96 px for 40 epochs, reached 73.2%.)
+is left. (The previous recipe, MobileNetV2 0.5 at 96 px for 40 epochs, reached 73.2%.)
 """
 from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
 
