@@ -108,9 +108,17 @@ first evaluation when the library was edited beside it and resumed from its step
 design): **88.70%** in **75.3 min** (4,518 s of training, 354 img/s, 15 s compile); curve after epochs 12/24/36:
 78.5/84.5/88.7%. Level with the 28-epoch seeds (89.58/88.68%): not a gain.
 
-So eight levers on this recipe (28, 30 or 36 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
-model) land at 88.5-89.6%: the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth less than the
-spread of about half a point needs several seeds per arm to show.
+Nor, in one run, does ShuffleNetV2 1.0 with the small-input stem (45.0M MACs, 1.26M parameters; its
+`mobilejax bench` step ~0.72x MobileNetV3-Small 1.0's on that VM, 251 / 309 against 403 / 373 img/s, alternated)
+for 24 epochs (`configs/cifar10_fast.py:folder=../shared/data/cifar10,model=shufflenet_v2 --config.num_epochs=24
+--config.eval_every_epochs=8`, 2026-12-03, the seed-2 run's VM, alone on the CPU, tf.data, six views): **89.46%** in
+**66.8 min** (4,009 s, 277 img/s, 11 s compile); curve after epochs 8/16/24: 78.4/83.3/89.5%. Above the three-seed
+mean of MobileNetV3-Small 1.0 (89.05%) by 0.4 points, one seed, inside its spread; 23 minutes of the budget are left
+for ~5 more epochs, not yet measured.
+
+So nine levers on this recipe (28, 30 or 36 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
+model, ShuffleNetV2) land at 88.5-89.6%: the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth
+less than the spread of about half a point needs several seeds per arm to show.
 
 Config arguments: model, alpha, res, epochs, batch, lr, folder=PATH, and any dotted key.
 """
