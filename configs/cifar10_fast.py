@@ -106,7 +106,7 @@ Nor does filling the budget on a faster VM: 36 epochs (`--config.num_epochs=36 -
 --resolution 32 --batch 128 --option small_input=True --num-classes 10`: 361 img/s before it; the run stopped at its
 first evaluation when the library was edited beside it and resumed from its step-4200 checkpoint, bit-exact by
 design): **88.70%** in **75.3 min** (4,518 s of training, 354 img/s, 15 s compile); curve after epochs 12/24/36:
-78.5/84.5/88.7%. Level with the 28-epoch seeds (89.58/88.68%): not a gain.
+78.5/84.5/88.7%. Level with the 28-epoch seeds (89.58/88.68/88.90%): not a gain.
 
 Nor, in one run, does ShuffleNetV2 1.0 with the small-input stem (45.0M MACs, 1.26M parameters; its
 `mobilejax bench` step ~0.72x MobileNetV3-Small 1.0's on that VM, 251 / 309 against 403 / 373 img/s, alternated)
