@@ -116,6 +116,14 @@ for 24 epochs (`configs/cifar10_fast.py:folder=../shared/data/cifar10,model=shuf
 mean of MobileNetV3-Small 1.0 (89.05%) by 0.4 points, one seed, inside its spread; 23 minutes of the budget are left
 for ~5 more epochs, not yet measured.
 
+ShuffleNetV2 1.0 for 28 epochs (`configs/cifar10_fast.py:folder=../shared/data/cifar10,model=shufflenet_v2
+--config.num_epochs=28 --config.eval_every_epochs=7`, 2026-12-03, a slower 2-core AMD EPYC VM with AVX-512, alone on
+the CPU, tf.data, six views, one run from scratch; the same `mobilejax bench` as above gave 176 / 180 img/s for
+ShuffleNetV2 and 212 for MobileNetV3-Small there, ~0.6x the 24-epoch run's VM): **89.62%** in **137.7 min** on that
+VM (8,260 s of training, 157 img/s, 11 s compile; at the 24-epoch run's 277 img/s the same steps would take ~77
+min, an estimate, not measured); curve after epochs 7/14/21/28: 74.4/81.6/85.1/89.6%. The best single run so far, by
+0.04 points over MobileNetV3-Small 1.0's 89.58%: one seed, inside the spread, still short of 90%.
+
 So nine levers on this recipe (28, 30 or 36 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
 model, ShuffleNetV2) land at 88.5-89.6%: the recipe sits ~0.5-1 point short of 90% on this CPU, and a lever worth
 less than the spread of about half a point needs several seeds per arm to show.
