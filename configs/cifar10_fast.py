@@ -114,7 +114,7 @@ for 24 epochs (`configs/cifar10_fast.py:folder=../shared/data/cifar10,model=shuf
 --config.eval_every_epochs=8`, 2026-12-03, the seed-2 run's VM, alone on the CPU, tf.data, six views): **89.46%** in
 **66.8 min** (4,009 s, 277 img/s, 11 s compile); curve after epochs 8/16/24: 78.4/83.3/89.5%. Above the three-seed
 mean of MobileNetV3-Small 1.0 (89.05%) by 0.4 points, one seed, inside its spread; 23 minutes of the budget are left
-for ~5 more epochs, not yet measured.
+for ~4 more epochs, measured next.
 
 ShuffleNetV2 1.0 for 28 epochs (`configs/cifar10_fast.py:folder=../shared/data/cifar10,model=shufflenet_v2
 --config.num_epochs=28 --config.eval_every_epochs=7`, 2026-12-03, a slower 2-core AMD EPYC VM with AVX-512, alone on
