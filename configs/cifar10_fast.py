@@ -136,12 +136,11 @@ ShuffleNetV2 1.0 for 28 epochs (`configs/cifar10_fast.py:folder=../shared/data/c
 --config.num_epochs=28 --config.eval_every_epochs=7`, 2026-12-03, a slower 2-core AMD EPYC VM with AVX-512, alone on
 the CPU, tf.data, six views, one run from scratch; the same `mobilejax bench` as above gave 176 / 180 img/s for
 ShuffleNetV2 and 212 for MobileNetV3-Small there, ~0.6x the 24-epoch run's VM): **89.62%** in **137.7 min** on that
-VM (8,260 s of training, 157 img/s, 11 s compile; at the 24-epoch run's 277 img/s the same steps would take ~77
-min, an estimate, not measured); curve after epochs 7/14/21/28: 74.4/81.6/85.1/89.6%. The best single run so far, by
+VM (8,260 s of training, 157 img/s, 11 s compile; at the 24-epoch run's speed the 28 epochs would take ~78 min,
+an estimate, not measured); curve after epochs 7/14/21/28: 74.4/81.6/85.1/89.6%. The best single run so far, by
 0.04 points over MobileNetV3-Small 1.0's 89.58%: one seed, inside the spread, still short of 90%. Its second seed
-(`--config.seed=1`, same VM, the next session, from scratch): **89.72%** in **129.9 min** (7,795 s, 166 img/s, 5 s
-compile); curve 77.8/80.6/84.9/89.72%. Two seeds at 89.62/89.72% made ShuffleNetV2 the default (top of this
-docstring).
+(`--config.seed=1`, same VM, from scratch) reached 89.72%, and the two made ShuffleNetV2 the default (numbers at the
+top of this docstring).
 
 So nine levers on this recipe (28, 30 or 36 epochs, EMA, batch 64, a wider model twice, alternating flip, a deeper
 model, ShuffleNetV2) land at 88.5-89.7%: the recipe sits ~0.3-1 point short of 90% on this CPU, and a lever worth
