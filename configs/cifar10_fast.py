@@ -11,14 +11,24 @@ that does many epochs in the budget (ShuffleNetV2 1.0, small-input stem, 45.0M M
 since 2026-12-03, MobileNetV3-Small 1.0 before, see below), batch 128 (MobileNetV3-Small's train step runs ~10% more
 images/s at batch 128 than at 256 on these cores: ~290-310 against ~260-270 img/s in `mobilejax bench`, and the
 schedule gets twice the steps), SGD + Nesterov with a 2-epoch linear warm-up to 0.2 then a linear decay to 0,
-weight decay 5e-4 (not on BN/bias), label smoothing 0.2, pad-4-and-crop + flip, no dropout, and test-time
+weight decay 5e-4 (not on BN/bias), label smoothing 0.1, pad-4-and-crop + flip, no dropout, and test-time
 augmentation at evaluation over six views: the logits of the image and its mirror image (half the weight) and of two
 copies moved by 2 pixels down-right and up-left (reflected borders), each with its mirror (a quarter each;
 `eval_flip`, `eval_shift=2`). Trains on `train[:90%]` (45,000 images) and validates on `train[90%:]` (5,000,
 stratified by class for the image-folder copy).
 
-Measured with ShuffleNetV2 1.0 (jax 0.10.2, 2026-12-03, 2-core AMD EPYC VMs with AVX-512, alone on the CPU, the
-image-folder command above, validation on `train[90%:]`, six views), three seeds of the default recipe: **89.62%**
+Measured, this default (label smoothing 0.1 since 2026-12-04; jax 0.10.2, the slow 2-core AMD EPYC VM described below,
+alone on the CPU, the image-folder command above, validation on `train[90%:]`, six views): **90.08%** (seed 0) and
+**89.90%** (seed 1, `--config.seed=1`), mean **89.99 +- 0.13%** (n = 2), in **136.7 and 120.2 min** of training
+(8,203 / 7,210 s, 157 / 179 img/s); curves after epochs 7/14/21/28: 72.4/81.0/85.9/90.08% and 77.7/81.1/85.7/89.90%.
+Against label smoothing 0.2's three seeds below (89.63 +- 0.08%): +0.36 points, Welch's 95% interval [-0.22, +0.94]
+(df 1.6) contains 0, not resolved; the switch follows the better mean. **The 90% accuracy is met by the mean only
+to within noise, and the 90-minute budget is not met on these slow VMs** (~70-80 min estimated on the usual VM from
+its measured speed, not measured).
+
+Label smoothing 0.2 (the default until 2026-12-04), measured with ShuffleNetV2 1.0 (jax 0.10.2, 2026-12-03, 2-core
+AMD EPYC VMs with AVX-512, alone on the CPU, the image-folder command above, validation on `train[90%:]`, six
+views), three seeds of the default recipe: **89.62%**
 (seed 0), **89.72%** (seed 1, `--config.seed=1`) and **89.56%** (seed 2, `--config.seed=2`), mean **89.63 +- 0.08%**
 (mean +- standard deviation, n = 3), in **137.7, 129.9 and 140.3 min** of training on VMs ~0.6x as fast as the usual
 one (8,260 / 7,795 / 8,420 s, 157 / 166 / 153 img/s, `mobilejax bench shufflenet_v2 --resolution 32 --batch 128
@@ -146,9 +156,9 @@ less than the spread of about half a point needs several seeds per arm to show.
 
 Label smoothing 0.1 instead of 0.2 (`--config.optim.label_smoothing=0.1`, seed 0; 2026-12-04, the slow 2-core AMD
 EPYC VM of seed 2 above, alone on the CPU, tf.data, six views): **90.08%** in **136.7 min** (8,203 s),
-curve after epochs 7/14/21/28: 72.4/81.0/85.9/90.08%; +0.45 points over the default's three-seed mean (89.63 +-
-0.08%), the first run at >= 90%. One seed: a second seed decides whether it becomes the default. (Test-time shifts of
-1, 3 or 4 pixels instead of 2 on the three default checkpoints: within +-0.2 points, no consistent gain.)
+curve after epochs 7/14/21/28: 72.4/81.0/85.9/90.08%; +0.45 points over label smoothing 0.2's three-seed mean (89.63 +-
+0.08%), the first run at >= 90%. Seed 1 (2026-12-04) reached 89.90%: the default since then (the docstring's head).
+(Test-time shifts of 1, 3 or 4 pixels instead of 2 on the three default checkpoints: within +-0.2 points, no consistent gain.)
 
 Config arguments: model, alpha, res, epochs, batch, lr, folder=PATH, and any dotted key.
 """
@@ -170,7 +180,7 @@ def get_config(arg=None):
     config.optim.schedule = "linear"
     config.optim.warmup_epochs = 2.0
     config.optim.weight_decay = 5e-4
-    config.optim.label_smoothing = 0.2
+    config.optim.label_smoothing = 0.1
     config.num_epochs = 28
     config.eval_every_epochs = 7
     config.eval_flip = True
