@@ -158,7 +158,8 @@ Label smoothing 0.1 instead of 0.2 (`--config.optim.label_smoothing=0.1`, seed 0
 EPYC VM of seed 2 above, alone on the CPU, tf.data, six views): **90.08%** in **136.7 min** (8,203 s),
 curve after epochs 7/14/21/28: 72.4/81.0/85.9/90.08%; +0.45 points over label smoothing 0.2's three-seed mean (89.63 +-
 0.08%), the first run at >= 90%. Seed 1 (2026-12-04) reached 89.90%: the default since then (the docstring's head).
-(Test-time shifts of 1, 3 or 4 pixels instead of 2 on the three default checkpoints: within +-0.2 points, no consistent gain.)
+(Test-time shifts of 1, 3 or 4 pixels instead of 2 on the three default checkpoints:
+within +-0.2 points, no consistent gain.)
 
 Config arguments: model, alpha, res, epochs, batch, lr, folder=PATH, and any dotted key.
 """
