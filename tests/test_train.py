@@ -158,6 +158,7 @@ def test_resume_matches_uninterrupted(tmp_path, folder, monkeypatch):
     c.optim.ema_decay = 0.9
     c.model.dropout = 0.2   # exercises the dropout RNG across the resume
     c.data.mixup_alpha, c.data.cutmix_alpha = 0.4, 1.0  # and the mixing RNG
+    c.data.progressive_size, c.data.progressive_epochs = 12, (1, 2)  # 12 px in epochs 0-1, 16 px after the resume
     full = str(tmp_path / "full")
     train_and_evaluate(c, full)
 

@@ -4,6 +4,7 @@
     steps.py      the jit-compiled train/eval steps and their shardings
     program.py    a run's model, schedule, optimizer and steps, built once per process for each distinct setting
     mixing.py     MixUp and CutMix of training batches (on device)
+    resizing.py   progressive resizing: the training image side per epoch, resized on device
     loop.py       `train_and_evaluate(config, workdir)`: the resumable training loop
     inference.py  `evaluate` and `predict` from a workdir
 """

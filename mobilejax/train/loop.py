@@ -27,7 +27,7 @@ from mobilejax.checkpoint import Checkpoints
 from mobilejax.errors import TrainingStopped
 from mobilejax.metrics import MetricWriter, plot_learning_curves, read_metrics
 from mobilejax.runtime import StopRequest, enable_compilation_cache
-from mobilejax.train import pretrained
+from mobilejax.train import pretrained, resizing
 from mobilejax.train.program import Program, get_program
 from mobilejax.train.state import validate_config
 from mobilejax.train.steps import Steps, evaluate_batches
@@ -121,9 +121,10 @@ def _train(config, plan: Plan, steps: Steps, state, meta: dict, ds, ckpt: Checkp
     try:
         for step in range(meta["step"] + 1, plan.total_steps + 1):
             batch = steps.put_batch(next(batches))
+            size = resizing.size_at(config.data, ds.image_size, (step - 1) // plan.steps_per_epoch)
             t0 = time.time()
-            state, metrics = steps.train(state, batch, dropout_rng)
-            log.add(metrics, t0)
+            state, metrics = steps.train_at(size, ds.image_size)(state, batch, dropout_rng)
+            log.add(metrics, t0, size)
             if multi and (step % plan.log_every == 0 or plan.is_checkpoint(step)):
                 agreed = stop.agree()  # every process stops at the same step
             if step % plan.log_every == 0 or plan.is_checkpoint(step) or stopping():
@@ -167,14 +168,17 @@ class TrainLog:
         self.window: list = []
         self.window_t0, self.window_images = time.time(), 0
         self.train_time, self.train_images, self.compile_s = 0.0, 0, None
+        self.progressive = bool((config.get("data") or {}).get("progressive_size", 0))
+        self.image_size = None  # of the last step (logged with progressive resizing)
         self.pbar = None
         if config.progress and writer is not None:
             from tqdm.auto import tqdm
             self.pbar = tqdm(total=plan.total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=config.model.name,
                              file=sys.stderr)
 
-    def add(self, metrics: dict, t_call: float) -> None:
+    def add(self, metrics: dict, t_call: float, image_size: int | None = None) -> None:
         self.window.append(metrics)
+        self.image_size = image_size
         if self.compile_s is None:  # the first call compiles: keep it out of the throughput figures
             jax.block_until_ready(metrics)
             self.compile_s = time.time() - t_call
@@ -211,6 +215,8 @@ class TrainLog:
         scalars = {"train_loss": float(np.mean(losses)),
                    "train_accuracy": float(np.mean([m["accuracy"] for m in fetched])),
                    "lr": float(fetched[-1]["lr"]), "img_per_s": img_s, "epoch": step / self.plan.steps_per_epoch}
+        if self.progressive:
+            scalars["train_image_size"] = self.image_size
         if self.writer is not None:
             self.writer.write(step, scalars)
         if self.pbar is not None:

@@ -12,7 +12,7 @@ from jax.sharding import Mesh
 
 from mobilejax.errors import UsageError
 from mobilejax.models import create_model_from_config
-from mobilejax.train import mixing
+from mobilejax.train import mixing, resizing
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -38,6 +38,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         raise UsageError(f"unknown dtype {config.dtype!r}; allowed: {', '.join(DTYPES)}")
     eval_views(config)
     mixing.validate(config.data.mixup_alpha, config.data.cutmix_alpha)
+    resizing.validate(config.data, config.num_epochs if config.num_train_steps <= 0 else 0)
     # the model's name and knobs, before any data set is opened (preparing a tfds set can take minutes); the number
     # of classes comes from the data, so any placeholder builds the same network body here
     create_model_from_config(config.model, num_classes=config.model.num_classes or 2)

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from mobilejax.train import mixing
+from mobilejax.train import mixing, resizing
 from mobilejax.train.state import TrainState, eval_views
 
 
@@ -27,10 +27,12 @@ def cross_entropy(logits, labels, num_classes: int, smoothing: float = 0.0):
 
 
 def train_step(state: TrainState, batch, rng, *, label_smoothing: float, ema_decay: float, schedule,
-               mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0):
+               mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, image_size: int = 0):
+    """One SGD step on `batch`; `image_size` > 0: on the batch resized to that side first (progressive resizing)."""
     dropout_rng = jax.random.fold_in(rng, state.step)
     mixed = mixup_alpha or cutmix_alpha
-    images, partner_labels, lam = mixing.mix_batch(jax.random.fold_in(dropout_rng, 1), batch["image"], batch["label"],
+    images = resizing.resize(batch["image"], image_size) if image_size else batch["image"]
+    images, partner_labels, lam = mixing.mix_batch(jax.random.fold_in(dropout_rng, 1), images, batch["label"],
                                                    mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha)
 
     def loss_fn(params):
@@ -95,15 +97,28 @@ class Steps:
         self.repl = NamedSharding(mesh, P())
         self.data = NamedSharding(mesh, P("data"))
         self.use_ema = bool(config.optim.ema_decay)
-        train = functools.partial(train_step, label_smoothing=config.optim.label_smoothing,
-                                  ema_decay=config.optim.ema_decay, schedule=schedule,
-                                  mixup_alpha=float(config.data.mixup_alpha),
-                                  cutmix_alpha=float(config.data.cutmix_alpha))
-        self.train = jax.jit(train, in_shardings=(self.repl, self.data, self.repl),
-                             out_shardings=(self.repl, self.repl), donate_argnums=(0,))
+        self._train_fn = functools.partial(train_step, label_smoothing=config.optim.label_smoothing,
+                                           ema_decay=config.optim.ema_decay, schedule=schedule,
+                                           mixup_alpha=float(config.data.mixup_alpha),
+                                           cutmix_alpha=float(config.data.cutmix_alpha))
+        self.train = self._jit_train(0)
+        self._train_at = {0: self.train}
         flip, shift = eval_views(config)
         self.eval = jax.jit(functools.partial(eval_step, use_ema=self.use_ema, flip=flip, shift=shift),
                             in_shardings=(self.repl, self.data), out_shardings=self.repl)
+
+    def _jit_train(self, image_size: int):
+        return jax.jit(functools.partial(self._train_fn, image_size=image_size),
+                       in_shardings=(self.repl, self.data, self.repl), out_shardings=(self.repl, self.repl),
+                       donate_argnums=(0,))
+
+    def train_at(self, image_size: int, full_size: int):
+        """The train step on batches resized to `image_size` px (progressive resizing, train/resizing.py): `train`
+        itself when that is the batches' own side `full_size`; compiled once per size."""
+        key = 0 if image_size == full_size else image_size
+        if key not in self._train_at:
+            self._train_at[key] = self._jit_train(key)
+        return self._train_at[key]
 
     def put_batch(self, batch: dict) -> dict:
         """A host batch -> a global array sharded over the data axis. In a multi-process run `batch` is this
