@@ -129,6 +129,7 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
                   achieved_gflop_s=round((6 if mode == "train" else 2) * macs * batch / med / 1e9, 2))
     result.update(_temp_memory_mb(compiled))
     result.update(_xla_cost(compiled))
+    result["malloc"] = "tbb" if "libtbbmalloc_proxy" in os.environ.get("LD_PRELOAD", "") else "glibc"
     result["glibc_tunables"] = os.environ.get("GLIBC_TUNABLES", "")
     result.update(_peak_memory_mb())
     return result

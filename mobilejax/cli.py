@@ -264,7 +264,11 @@ def _error(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the console script (in-process callers keep their process's settings)
-        reexec_with_malloc_tuning()
+        try:
+            reexec_with_malloc_tuning()
+        except ValueError as e:  # UsageError: an unknown MOBILEJAX_MALLOC
+            _error(str(e))
+            return 2
         argv = sys.argv[1:]
     rest, config_args = _split_config_args(argv)
     args = _parser().parse_args(rest)

@@ -1,4 +1,4 @@
-"""Process set-up shared by every entry point: the persistent compilation cache, glibc malloc tuning for XLA:CPU,
+"""Process set-up shared by every entry point: the persistent compilation cache, the allocator for XLA:CPU,
 quiet start-up logs, and graceful stop requests (SIGINT/SIGTERM)."""
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import sys
 import warnings
 
 HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
+TBB_MALLOC_LIBRARIES = ("libtbbmalloc.so.2", "libtbbmalloc_proxy.so.2")
+TBB_HUGE_SIZE_THRESHOLD = 16 * 1024 * 1024  # freed blocks of this size and above stay cached (bytes)
+MALLOC_CHOICES = ("tbb", "glibc")
 
 
 def enable_compilation_cache(path: str | None = None) -> str:
@@ -28,24 +31,51 @@ def enable_compilation_cache(path: str | None = None) -> str:
     return path
 
 
-def malloc_environment(environ) -> dict | None:
-    """The environment to re-execute the CLI under so that glibc backs XLA:CPU's per-step scratch with huge pages,
+def tbb_malloc_libraries() -> list[str]:
+    """The shared libraries of oneTBB's scalable allocator (`libtbbmalloc.so.2` and its malloc-replacing proxy
+    `libtbbmalloc_proxy.so.2`) from the installed `tbb` wheel, in preload order; [] when they are not installed."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("tbb")
+    except metadata.PackageNotFoundError:
+        return []
+    found = {os.path.basename(str(f)): os.path.realpath(dist.locate_file(f)) for f in dist.files or ()}
+    libs = [found.get(name, "") for name in TBB_MALLOC_LIBRARIES]
+    return libs if all(lib and os.path.exists(lib) for lib in libs) else []
+
+
+def malloc_environment(environ, tbb_libraries: list[str] | None = None) -> dict | None:
+    """The environment to re-execute the CLI under so that XLA:CPU's per-step scratch stops faulting in afresh,
     or None when nothing needs changing.
 
-    XLA:CPU allocates a step's temporaries afresh at every execution; glibc mmaps such a block and munmaps it when
-    freed, so every 4 KiB page faults again each step. With the glibc tunable `glibc.malloc.hugetlb=1` (glibc >= 2.35;
-    older versions ignore it) malloc asks for transparent huge pages (madvise mode, the common default): the same
-    peak memory and far fewer page faults (docs/profile.md has the measurements). Glibc reads tunables when the
-    process starts, hence the re-exec. MOBILEJAX_NO_MALLOC_TUNING=1 turns it off.
+    XLA:CPU allocates a step's temporaries (one block of 1-3 GB at CIFAR shapes) at every execution and frees it
+    after; glibc mmaps such a block and munmaps it when freed, so the kernel maps and zeroes it again every step.
+    - oneTBB's scalable allocator (the `tbb` wheel, a dependency on Linux x86-64), preloaded in place of malloc with
+      `TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD` at 16 MB, keeps freed blocks of that size and above cached for reuse: the
+      block is mapped once, and a step's system time drops to ~nothing (docs/profile.md). The default where the
+      wheel is installed; `MOBILEJAX_MALLOC=glibc` keeps glibc's malloc.
+    - Otherwise glibc's tunable `glibc.malloc.hugetlb=1` (glibc >= 2.35; older versions ignore it) backs the block
+      with transparent huge pages (madvise mode, the common default): ~500x fewer page faults, still one zeroing.
+    Both are read when the process starts, hence the re-exec. MOBILEJAX_NO_MALLOC_TUNING=1 turns both off.
     """
     if not sys.platform.startswith("linux") or environ.get("MOBILEJAX_NO_MALLOC_TUNING"):
         return None
-    tunables = environ.get("GLIBC_TUNABLES", "")
-    if "glibc.malloc.hugetlb" in tunables:  # already set (by us or by the user): keep it
-        return None
+    choice = environ.get("MOBILEJAX_MALLOC", "tbb")
+    if choice not in MALLOC_CHOICES:
+        from mobilejax.errors import UsageError
+        raise UsageError(f"MOBILEJAX_MALLOC={choice!r} is not an allocator mobilejax knows; allowed: "
+                         f"{', '.join(MALLOC_CHOICES)}")
     env = dict(environ)
-    env["GLIBC_TUNABLES"] = f"{tunables}:{HUGEPAGE_TUNABLE}" if tunables else HUGEPAGE_TUNABLE
-    return env
+    tunables = environ.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" not in tunables:  # one already chosen (by us or by the user) is kept
+        env["GLIBC_TUNABLES"] = f"{tunables}:{HUGEPAGE_TUNABLE}" if tunables else HUGEPAGE_TUNABLE
+    libs = (tbb_malloc_libraries() if tbb_libraries is None else tbb_libraries) if choice == "tbb" else []
+    preload = environ.get("LD_PRELOAD", "")
+    if libs and "libtbbmalloc_proxy" not in preload:
+        env["LD_PRELOAD"] = ":".join([*libs, preload] if preload else libs)
+        env.setdefault("TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD", str(TBB_HUGE_SIZE_THRESHOLD))
+    return None if env == dict(environ) else env
 
 
 def reexec_with_malloc_tuning() -> None:
@@ -161,3 +191,21 @@ class StopRequest:
             signal.signal(sig, old)
         self._old = {}
         return False
+
+
+def main() -> int:
+    """`python -m mobilejax.runtime`: print the variables (KEY=VALUE, one per line) that the `mobilejax` command
+    would re-execute itself with, for `env $(python -m mobilejax.runtime) python your_script.py`."""
+    try:
+        env = malloc_environment(os.environ) or {}
+    except ValueError as e:  # UsageError: an unknown MOBILEJAX_MALLOC
+        print(f"mobilejax: error: {e}", file=sys.stderr)
+        return 2
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            print(f"{key}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

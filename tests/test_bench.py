@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from mobilejax import cli, runtime
+from mobilejax.errors import UsageError
 
 
 @pytest.mark.parametrize("mode", ["train", "infer"])
@@ -48,25 +49,71 @@ def test_bench_rejects_bad_input(capsys):
 
 def test_malloc_environment(monkeypatch):
     monkeypatch.setattr(runtime.sys, "platform", "linux")
-    env = runtime.malloc_environment({"PATH": "/bin"})
+    env = runtime.malloc_environment({"PATH": "/bin"}, tbb_libraries=[])
     assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
     # other tunables are kept; one already chosen (by us after the re-exec, or by the user) is left alone
-    env = runtime.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    env = runtime.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, tbb_libraries=[])
     assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
-    assert runtime.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}) is None
+    assert runtime.malloc_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, tbb_libraries=[]) is None
     assert runtime.malloc_environment({"MOBILEJAX_NO_MALLOC_TUNING": "1"}) is None
     monkeypatch.setattr(runtime.sys, "platform", "darwin")
     assert runtime.malloc_environment({}) is None
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable")
-def test_console_entry_reexecs_with_hugepage_malloc():
-    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "MOBILEJAX_NO_MALLOC_TUNING")}
+def test_malloc_environment_preloads_tbb(monkeypatch):
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    libs = ["/v/lib/libtbbmalloc.so.2", "/v/lib/libtbbmalloc_proxy.so.2"]
+    env = runtime.malloc_environment({"LD_PRELOAD": "/x/libfoo.so"}, tbb_libraries=libs)
+    # the allocator first, then its proxy (which needs it loaded), then whatever the user preloaded
+    assert env["LD_PRELOAD"] == "/v/lib/libtbbmalloc.so.2:/v/lib/libtbbmalloc_proxy.so.2:/x/libfoo.so"
+    assert env["TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD"] == str(16 * 1024 * 1024)
+    assert env["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+    assert runtime.malloc_environment(env, tbb_libraries=libs) is None  # after the re-exec: nothing left to do
+    env = runtime.malloc_environment({"MOBILEJAX_MALLOC": "glibc"}, tbb_libraries=libs)
+    assert "LD_PRELOAD" not in env and env["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+    with pytest.raises(UsageError, match="MOBILEJAX_MALLOC='jemalloc' .* allowed: tbb, glibc"):
+        runtime.malloc_environment({"MOBILEJAX_MALLOC": "jemalloc"}, tbb_libraries=libs)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable, LD_PRELOAD")
+def test_runtime_module_prints_the_environment():
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GLIBC_TUNABLES", "MOBILEJAX_NO_MALLOC_TUNING", "MOBILEJAX_MALLOC", "LD_PRELOAD")}
+    out = subprocess.run([sys.executable, "-m", "mobilejax.runtime"], capture_output=True, text=True, env=env,
+                         timeout=60, check=True).stdout
+    printed = dict(line.split("=", 1) for line in out.splitlines())
+    assert printed == {k: v for k, v in runtime.malloc_environment(env).items() if env.get(k) != v}
+    assert printed["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+    libs = runtime.tbb_malloc_libraries()
+    assert printed.get("LD_PRELOAD", "") == ":".join(libs)  # everything to preload, nothing with a space
+    proc = subprocess.run([sys.executable, "-m", "mobilejax.runtime"], capture_output=True, text=True,
+                          env={**env, "MOBILEJAX_MALLOC": "tcmalloc"}, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "MOBILEJAX_MALLOC='tcmalloc'" in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable, LD_PRELOAD")
+def test_console_entry_reexecs_with_malloc_tuning():
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GLIBC_TUNABLES", "MOBILEJAX_NO_MALLOC_TUNING", "MOBILEJAX_MALLOC", "LD_PRELOAD")}
     # the program of test_bench_json[train]: compiled once for both (the session's compilation cache)
     out = subprocess.run([sys.executable, "-m", "mobilejax.cli", "bench", "mobilenet_v1", "--alpha", "0.25",
                           "--resolution", "32", "--batch", "4", "--steps", "2", "--json"],
                          capture_output=True, text=True, env=env, timeout=300, check=True).stdout
-    assert "glibc.malloc.hugetlb=1" in json.loads(out.strip().splitlines()[-1])["glibc_tunables"]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert "glibc.malloc.hugetlb=1" in result["glibc_tunables"]
+    # the tbb wheel is a dependency on Linux x86-64: there its allocator is the default
+    assert result["malloc"] == ("tbb" if runtime.tbb_malloc_libraries() else "glibc")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator choice exists on Linux only")
+def test_console_entry_rejects_unknown_allocator():
+    env = {**os.environ, "MOBILEJAX_MALLOC": "jemalloc"}
+    env.pop("MOBILEJAX_NO_MALLOC_TUNING", None)
+    proc = subprocess.run([sys.executable, "-m", "mobilejax.cli", "--help"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "mobilejax: error: MOBILEJAX_MALLOC='jemalloc' is not an allocator mobilejax knows; allowed: tbb, glibc"]
 
 
 @pytest.mark.parametrize("command,knob,flag", [("bench", "alpha=0.5", "--alpha"),
