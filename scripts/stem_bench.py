@@ -75,7 +75,6 @@ def _bwd(s, g):
 conv_s2d_vjp.defvjp(_fwd, _bwd)
 
 
-
 def conv_direct(x, kernel):
     """Direct: the sum over the 27 (tap, input channel) pairs of a window's channel times that pair's row of F
     weights; alone, XLA fuses it into one loop over the output (no patch matrix written)."""
