@@ -211,6 +211,9 @@ def test_process_shares_make_the_global_batch(folder):
     (dict(pipeline="memory", eval_resize="center_crop"), r"data.eval_resize='center_crop' is invalid"),
     (dict(pipeline="memory", random_rotation=10.0), r"data.random_rotation=10.0 is invalid; allowed: 0 with "
      r"data.pipeline='memory'"),
+    (dict(pipeline="memory", auto_augment="trivial"), r"data.auto_augment='trivial' is invalid; allowed: 'none' "
+     r"with data.pipeline='memory'"),
+    (dict(auto_augment="rand"), r"data.auto_augment='rand' is invalid; allowed: 'none', 'trivial'"),
     (dict(pipeline="memory", eval_image_size=16), r"data.eval_image_size=16 is invalid; allowed: 0 or "
      r"data.image_size \(8\) with data.pipeline='memory'"),
     (dict(pipeline="memory", image_size=16), r"is 8x8 px; data.pipeline='memory' needs every image at "

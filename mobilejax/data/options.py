@@ -14,6 +14,7 @@ EVAL_RESIZES = ("center_crop", "resize")
 PAD_MODES = ("reflect", "zero")
 NORMALIZATIONS = ("imagenet", "minus_one_one")
 PIPELINES = ("tf", "memory")
+AUTO_AUGMENTS = ("none", "trivial")
 IMAGE_FOLDER_PREFIX = "image_folder:"
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,6 +51,7 @@ class Options:
     alternate_flip: bool = False
     eval_image_size: int = 0  # 0: image_size
     random_rotation: float = 0.0  # degrees; 0: off
+    auto_augment: str = "none"  # "none" | "trivial" (autoaugment.py)
 
     @property
     def eval_size(self) -> int:
@@ -69,7 +71,8 @@ class Options:
             shuffle_buffer=field(cfg, "shuffle_buffer", 10_000), cache=bool(field(cfg, "cache", True)),
             num_parallel_calls=field(cfg, "num_parallel_calls", -1), normalize=field(cfg, "normalize", "imagenet"),
             pipeline=field(cfg, "pipeline", "tf"), alternate_flip=field(cfg, "alternate_flip", False),
-            eval_image_size=field(cfg, "eval_image_size", 0), random_rotation=field(cfg, "random_rotation", 0.0))
+            eval_image_size=field(cfg, "eval_image_size", 0), random_rotation=field(cfg, "random_rotation", 0.0),
+            auto_augment=field(cfg, "auto_augment", "none"))
         o.validate()
         return o
 
@@ -93,6 +96,8 @@ class Options:
         if isinstance(self.random_rotation, bool) or not isinstance(self.random_rotation, (int, float)) \
                 or not 0 <= self.random_rotation <= 180:
             bad("random_rotation", self.random_rotation, "a number of degrees in [0, 180] (0: off)")
+        if self.auto_augment not in AUTO_AUGMENTS:
+            bad("auto_augment", self.auto_augment, ", ".join(repr(a) for a in AUTO_AUGMENTS))
         if not 0.0 < self.min_crop_area <= 1.0:
             bad("min_crop_area", self.min_crop_area, "a fraction in (0, 1]")
         if not 0.0 < self.eval_crop_fraction <= 1.0:
@@ -122,6 +127,8 @@ class Options:
                     f"{', '.join(repr(a) for a in MEMORY_TRAIN_AUGMENTS)} with data.pipeline='memory'")
             if self.random_rotation:
                 bad("random_rotation", self.random_rotation, "0 with data.pipeline='memory'")
+            if self.auto_augment != "none":
+                bad("auto_augment", self.auto_augment, "'none' with data.pipeline='memory'")
             if self.eval_size != self.image_size:
                 bad("eval_image_size", self.eval_image_size, f"0 or data.image_size ({self.image_size}) with "
                     "data.pipeline='memory' (images are used at their size)")

@@ -109,7 +109,8 @@ class Datasets(DatasetsBase):
             image = preprocess.train_preprocess(
                 ex["image"], key, image_size=o.image_size, augment=o.train_augment, random_flip=o.random_flip,
                 min_crop_area=o.min_crop_area, crop_padding=o.crop_padding, pad_mode=o.pad_mode,
-                normalization=o.normalize, flip=flip, rotation=o.random_rotation)
+                normalization=o.normalize, flip=flip, rotation=o.random_rotation,
+                auto_augment=o.auto_augment)
             return {"image": image, "label": tf.cast(ex["label"], tf.int32)}
 
         ds = tf.data.Dataset.counter(start_epoch).flat_map(epoch)

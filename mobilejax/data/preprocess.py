@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from mobilejax.data.autoaugment import trivial_augment
 from mobilejax.data.options import EVAL_RESIZES, IMAGENET_MEAN, IMAGENET_STD, TRAIN_AUGMENTS
 from mobilejax.data.tensorflow_cpu import tf
 
@@ -85,12 +86,13 @@ def rotate(image: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
 def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int, augment: str, random_flip: bool,
                      min_crop_area: float, crop_padding: int, pad_mode: str = "reflect",
                      normalization: str = "imagenet", flip: tf.Tensor | None = None,
-                     rotation: float = 0.0) -> tf.Tensor:
+                     rotation: float = 0.0, auto_augment: str = "none") -> tf.Tensor:
     """Encoded image + stateless key ([2] int64) -> normalised float32 [image_size, image_size, 3].
 
     `flip` (a boolean scalar), when given, decides the mirroring instead of the key's coin (data.alternate_flip).
     `rotation` > 0: the cropped image is rotated by an angle uniform in [-rotation, rotation] degrees
-    (data.random_rotation), borders reflected."""
+    (data.random_rotation), borders reflected. `auto_augment` "trivial": then one TrivialAugment operation
+    (data.auto_augment, autoaugment.py), before the flip."""
     crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
     size = [image_size, image_size]
     if augment == "random_resized_crop":
@@ -113,6 +115,8 @@ def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int,
         angle_key = tf.random.experimental.stateless_fold_in(key, _ROTATION_STREAM)
         degrees = tf.random.stateless_uniform([], seed=angle_key, minval=-rotation, maxval=rotation)
         image = rotate(image, degrees * (math.pi / 180.0))
+    if auto_augment == "trivial":
+        image = trivial_augment(image, key)
     if flip is not None:
         image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
     elif random_flip:
