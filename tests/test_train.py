@@ -211,8 +211,8 @@ def test_config_file_arguments_and_overrides():
 
 def test_finetune_config_changes_the_flowers_recipe_it_starts_from():
     """configs/flowers_finetune.py calls configs/flowers.py's get_config (arguments passed on as a dict) and
-    changes only the model, resolution, schedule, test-time views, checkpoint interval and starting weights; its own
-    arguments still apply."""
+    changes only the model, resolution, schedule, test-time views and size, augmentation, checkpoint interval and
+    starting weights; its own arguments still apply."""
     from mobilejax.workdir import _flat  # the flattening of the resume check's config comparison
 
     def flat(cfg):
@@ -222,7 +222,8 @@ def test_finetune_config_changes_the_flowers_recipe_it_starts_from():
     tuned = load_config([f"--config={ROOT}/configs/flowers_finetune.py:folder=/photos,init_from=/runs/c10,res=96"])
     changed = {k for k, v in flat(tuned).items() if k not in scratch or scratch[k] != v}
     assert changed == {"model.name", "data.image_size", "optim.learning_rate", "optim.warmup_epochs", "num_epochs",
-                       "eval_every_epochs", "checkpoint_every_steps", "init_from", "eval_flip", "eval_shift"}
+                       "eval_every_epochs", "checkpoint_every_steps", "init_from", "eval_flip", "eval_shift",
+                       "data.eval_image_size", "data.auto_augment"}
     assert set(scratch) == set(flat(tuned))
     assert tuned.data.dataset == "image_folder:/photos" and tuned.data.image_size == 96
     assert tuned.init_from == "/runs/c10" and tuned.model.name == "mobilenet_v2" and tuned.model.alpha == 0.5
