@@ -29,20 +29,26 @@ FILL = 128.0
 _OP_STREAM, _MAGNITUDE_STREAM, _SIGN_STREAM = 0x5441, 0x544D, 0x5453  # keys folded from the example's key
 
 
-def _affine(image: tf.Tensor, a0, a1, a2, b0, b1, b2) -> tf.Tensor:
-    """Output pixel (x, y) reads input (a0 x + a1 y + a2, b0 x + b1 y + b2), bilinear, grey outside."""
+def affine(image: tf.Tensor, a0, a1, a2, b0, b1, b2, fill_mode: str = "CONSTANT") -> tf.Tensor:
+    """Output pixel (x, y) reads input (a0 x + a1 y + a2, b0 x + b1 y + b2), bilinear; outside the image: grey
+    ("CONSTANT") or the mirrored image ("REFLECT")."""
     transform = tf.stack([a0, a1, a2, b0, b1, b2, 0.0, 0.0])[None]
-    transform = tf.cast(transform, tf.float32)
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=image[None], transforms=transform, output_shape=tf.shape(image)[:2], fill_value=FILL,
-        interpolation="BILINEAR", fill_mode="CONSTANT")[0]
+        interpolation="BILINEAR", fill_mode=fill_mode)[0]
 
 
-def _centred(image: tf.Tensor, a0, a1, b0, b1) -> tf.Tensor:
+def centred_affine(image: tf.Tensor, a0, a1, b0, b1, fill_mode: str = "CONSTANT") -> tf.Tensor:
     """The linear map [[a0, a1], [b0, b1]] (output -> input coordinates) about the image's centre."""
     h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
     cx, cy = (w - 1) / 2, (h - 1) / 2
-    return _affine(image, a0, a1, cx - (a0 * cx + a1 * cy), b0, b1, cy - (b0 * cx + b1 * cy))
+    return affine(image, a0, a1, cx - (a0 * cx + a1 * cy), b0, b1, cy - (b0 * cx + b1 * cy), fill_mode)
+
+
+def rotate(image: tf.Tensor, angle, fill_mode: str = "CONSTANT") -> tf.Tensor:
+    """Rotated by `angle` radians about the centre (same size): pi/2 gives `np.rot90(image)` on a square image."""
+    c, s = tf.cos(angle), tf.sin(angle)
+    return centred_affine(image, c, -s, s, c, fill_mode)
 
 
 def _grey(image: tf.Tensor) -> tf.Tensor:
@@ -107,12 +113,11 @@ def apply_op(image: tf.Tensor, op: tf.Tensor, magnitude: tf.Tensor, sign: tf.Ten
     m = magnitude * sign
     branches = [
         lambda: image,
-        lambda: _centred(image, 1.0, m * MAX_SHEAR, 0.0, 1.0),
-        lambda: _centred(image, 1.0, 0.0, m * MAX_SHEAR, 1.0),
-        lambda: _affine(image, 1.0, 0.0, -m * MAX_TRANSLATE * size, 0.0, 1.0, 0.0),
-        lambda: _affine(image, 1.0, 0.0, 0.0, 0.0, 1.0, -m * MAX_TRANSLATE * size),
-        lambda: _centred(image, tf.cos(m * MAX_ROTATE * math.pi / 180), -tf.sin(m * MAX_ROTATE * math.pi / 180),
-                         tf.sin(m * MAX_ROTATE * math.pi / 180), tf.cos(m * MAX_ROTATE * math.pi / 180)),
+        lambda: centred_affine(image, 1.0, m * MAX_SHEAR, 0.0, 1.0),
+        lambda: centred_affine(image, 1.0, 0.0, m * MAX_SHEAR, 1.0),
+        lambda: affine(image, 1.0, 0.0, -m * MAX_TRANSLATE * size, 0.0, 1.0, 0.0),
+        lambda: affine(image, 1.0, 0.0, 0.0, 0.0, 1.0, -m * MAX_TRANSLATE * size),
+        lambda: rotate(image, m * MAX_ROTATE * math.pi / 180),
         lambda: _blend(tf.zeros_like(image), image, 1.0 + m * MAX_ENHANCE),
         lambda: _blend(tf.tile(_grey(image), [1, 1, 3]), image, 1.0 + m * MAX_ENHANCE),
         lambda: _blend(tf.fill(tf.shape(image), tf.reduce_mean(_grey(tf.round(image)))), image,

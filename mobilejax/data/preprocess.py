@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from mobilejax.data.autoaugment import trivial_augment
+from mobilejax.data.autoaugment import rotate as rotate_about_centre, trivial_augment
 from mobilejax.data.options import EVAL_RESIZES, IMAGENET_MEAN, IMAGENET_STD, TRAIN_AUGMENTS
 from mobilejax.data.tensorflow_cpu import tf
 
@@ -72,15 +72,7 @@ _ROTATION_STREAM = 0x524F  # the rotation angle's key, folded from the example k
 def rotate(image: tf.Tensor, angle: tf.Tensor) -> tf.Tensor:
     """float [h, w, c] rotated by `angle` radians about its centre (bilinear, reflected borders; same size):
     pi/2 gives exactly `np.rot90(image)` on a square image."""
-    h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
-    c, s = tf.cos(angle), tf.sin(angle)
-    # output pixel (x, y) reads input (c x - s y + x0, s x + c y + y0): a rotation that keeps the centre fixed
-    x0 = (w - 1) / 2 - (c * (w - 1) / 2 - s * (h - 1) / 2)
-    y0 = (h - 1) / 2 - (s * (w - 1) / 2 + c * (h - 1) / 2)
-    transform = tf.stack([c, -s, x0, s, c, y0, 0.0, 0.0])[None]
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform, output_shape=tf.shape(image)[:2], fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="REFLECT")[0]
+    return rotate_about_centre(image, angle, fill_mode="REFLECT")
 
 
 def train_preprocess(image_bytes: tf.Tensor, key: tf.Tensor, *, image_size: int, augment: str, random_flip: bool,
