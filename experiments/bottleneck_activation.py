@@ -7,7 +7,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import BASE, FIXED  # noqa: E402
+from _common import BASE, FIXED, SEEDS  # noqa: E402
 
 
 def get_config():
@@ -15,7 +15,7 @@ def get_config():
         "base": BASE,
         "fixed": {**FIXED, "model.name": "mobilenet_v2", "model.alpha": 0.5},
         "product": {"model.bottleneck_activation": ["linear", "relu6"]},
-        "seeds": (0, 1, 2),  # three seeds per trial (the committed report)
+        "seeds": SEEDS,
         "comparisons": [{"name": "linear vs relu6 bottleneck", "a": {"model.bottleneck_activation": "linear"},
                          "b": {"model.bottleneck_activation": "relu6"}}],
     }

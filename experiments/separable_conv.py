@@ -13,7 +13,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import BASE, FIXED  # noqa: E402
+from _common import BASE, FIXED, SEEDS  # noqa: E402
 
 
 def get_config():
@@ -21,7 +21,7 @@ def get_config():
         "base": BASE,
         "fixed": {**FIXED, "num_epochs": 10.0, "model.name": "mobilenet_v1", "model.alpha": 0.25},
         "product": {"model.separable": [True, False]},
-        "seeds": (0, 1, 2),  # three seeds per trial (the committed report)
+        "seeds": SEEDS,
         "comparisons": [{"name": "full vs depthwise-separable convolutions", "a": {"model.separable": False},
                          "b": {"model.separable": True}}],
     }

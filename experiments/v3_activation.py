@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import BASE, FIXED  # noqa: E402
+from _common import BASE, FIXED, SEEDS  # noqa: E402
 
 
 def get_config():
@@ -17,7 +17,7 @@ def get_config():
         "base": BASE,
         "fixed": {**FIXED, "model.name": "mobilenet_v3_small", "model.alpha": 1.0},
         "product": {"model.activation": ["relu", "hard_swish", "swish"]},
-        "seeds": (0, 1, 2),  # three seeds per activation (the committed report)
+        "seeds": SEEDS,
         "comparisons": [
             {"name": "hard_swish vs relu", "a": {"model.activation": "hard_swish"}, "b": {"model.activation": "relu"}},
             {"name": "swish vs relu", "a": {"model.activation": "swish"}, "b": {"model.activation": "relu"}},
