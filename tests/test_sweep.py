@@ -278,6 +278,11 @@ def test_report_of_partial_sweep_without_training(tmp_path, image_folder):
                             "img_per_s": 5.0}) + "\n")
         f.write(json.dumps({"step": 2, "epoch": 1.0, "eval_accuracy": 0.25, "eval_loss": 2.0}) + "\n")
         f.write('{"step": 3, "epo')  # a line cut short by a kill
+    # the third was stopped at once and its directory removed (to start it over): sweep.json still says
+    # "interrupted", but nothing is left to resume, so it reads "not started"
+    manifest = json.load(open(os.path.join(sweep, "sweep.json")))
+    manifest["state"][names[2]] = {"status": "interrupted"}
+    json.dump(manifest, open(os.path.join(sweep, "sweep.json"), "w"))
     report = write_report(sweep, echo=False)
     assert [r["status"] for r in report["rows"]] == ["done", "unfinished", "not started"]
     assert report["missing"] == names[1:]

@@ -79,7 +79,9 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
             if st == "failed":
                 row["status"] = "failed"
                 row["error"] = status_file.get("error_tail") or state.get(name, {}).get("error_tail") or ""
-            elif started or st in ("running", "interrupted"):
+            elif started or (st in ("running", "interrupted") and os.path.isdir(d)):
+                # sweep.json's word alone does not make a run unfinished: once its directory is gone (removed
+                # to start it over), a rerun starts it from step 0, so it is "not started"
                 row["status"] = "unfinished"
             else:
                 row["status"] = "not started"
