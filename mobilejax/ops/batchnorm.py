@@ -27,9 +27,10 @@ def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: f
     """Train-mode BatchNorm over (N, H, W) of an NHWC array: returns (y, batch mean, batch variance).
 
     Statistics and normalisation in float32 (y in x's dtype), the same maths as `flax.linen.BatchNorm`
-    (fast variance, clipped at 0). The backward pass is written out (`jax.custom_vjp`): one pass for the two
-    per-channel sums, one elementwise pass for dx. That is fewer, simpler XLA ops than autodiff of the forward
-    and makes the train step trace and compile faster (docs/profile.md)."""
+    (fast variance, clipped at 0). The backward pass is written out (`jax.custom_vjp`): the per-channel sums of g
+    and g * x, then one elementwise pass for dx, all from the saved input x. That is fewer, simpler XLA ops than
+    autodiff of the forward, makes the train step trace and compile faster, and never writes the normalised input
+    to memory (docs/profile.md, "Round 3")."""
     return _bn_train_fwd(x, scale, bias, epsilon)[0]
 
 
@@ -50,11 +51,12 @@ def _bn_train_bwd(epsilon, res, cotangents):
     g, g_mean, g_var = cotangents
     m = x.size // x.shape[-1]
     xf, gf = x.astype(jnp.float32), g.astype(jnp.float32)
-    xc = xf - mean
-    xhat = xc * inv
     d_bias = _channel_sum(gf)
-    d_scale = _channel_sum(gf * xhat)
-    dx = (scale * inv) * (gf - d_bias / m - xhat * (d_scale / m))
+    # sum(g * xhat) as (sum(g * x) - mean * sum(g)) * inv: no normalised array shared by this reduction and dx,
+    # which XLA:CPU would write out (and read back) once per layer
+    d_scale = (_channel_sum(gf * xf) - mean * d_bias) * inv
+    xc = xf - mean
+    dx = (scale * inv) * (gf - d_bias / m - xc * (inv * d_scale / m))
     # cotangents of the returned statistics (zero when they only feed the running averages)
     dx = dx + g_mean / m + xc * (2.0 * g_var / m)
     return dx.astype(x.dtype), d_scale.astype(scale.dtype), d_bias.astype(scale.dtype)
