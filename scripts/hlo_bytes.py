@@ -34,7 +34,8 @@ def shape_bytes(shape: str) -> int:
 
 def computations(text: str) -> tuple[dict[str, str], str]:
     """The bodies of the module's computations by name, and the ENTRY computation's body."""
-    bodies = {m.group(1): m.group(2) for m in re.finditer(r"\n%?([\w.\-]+) \([^\n]*\) -> [^\n]*\{\n(.*?)\n\}", text, re.S)}
+    pattern = r"\n%?([\w.\-]+) \([^\n]*\) -> [^\n]*\{\n(.*?)\n\}"
+    bodies = {m.group(1): m.group(2) for m in re.finditer(pattern, text, re.S)}
     entry = re.search(r"\nENTRY [^\n]*\{\n(.*?)\n\}", text, re.S)
     if entry is None:
         raise SystemExit("no ENTRY computation in this file: pass an HLO text dump (--xla_dump_hlo_as_text)")
