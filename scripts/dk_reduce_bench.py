@@ -1,10 +1,17 @@
-"""The depthwise kernel gradient's reduction in three orders, alternated, at the layer shapes of MobileNetV3 (224 px,
-batch 32) and MobileNetV2 (small-input stem, 32 px, batch 128): the first stage over N (then H, W), over N and H
-(then W), or all of (N, H, W) in one variadic reduction. `mobilejax/ops/depthwise.py` picks "n" or "nh" by map size
-(`SMALL_MAP`); this is the measurement behind that rule (docs/benchmarks.md).
+"""The depthwise kernel gradient's sum over (N, H, W), alternated, at the layer shapes of MobileNetV3 (224 px, batch
+32) and MobileNetV2 (small-input stem, 32 px, batch 128):
+- n, nh, nhw: one variadic reduction of the k*k tap products (one pass, k*k accumulators) whose first stage sums over
+  N (then H, W), over N and H, or all of (N, H, W) at once: the library's kernel gradient until 2026-12-05 ("n" above
+  28x28 maps, "nh" up to them), kept here for comparison;
+- fold1, fold2, fold4, fold8: the library's kernel gradient (`mobilejax/ops/depthwise.py`, FOLD = 4): the batch folded
+  by elementwise adds of that many interleaved groups, repeatedly, then the remainder summed (fold1: no fold).
+XLA:CPU emits each reduction as a scalar loop with the reduced axes innermost, so "n" walks the batch with one
+strided load per image for every output element; docs/profile.md "Round 4" has the numbers.
 
-usage: python scripts/dk_reduce_bench.py [--reps 3] [--orders n nh nhw] [--max-h 999]
-Prints one JSON line per shape: ms per call of every order (every rep), and each order's median relative to "n".
+usage: env $(python -m mobilejax.runtime) python scripts/dk_reduce_bench.py [--reps 3] [--variants n fold4 ...]
+                                                                            [--max-h 999]
+(the `env` prefix gives the script the allocator settings the `mobilejax` command runs under.)
+Prints one JSON line per shape: ms per call of every variant (every rep), and each one's median relative to the first.
 """
 from __future__ import annotations
 
@@ -23,24 +30,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mobilejax.ops import depthwise as dw  # noqa: E402
 
 FIRST_STAGE = {"n": (0,), "nh": (0, 1), "nhw": (0, 1, 2)}
+FOLDS = {"fold1": 1, "fold2": 2, "fold4": 4, "fold8": 8}
 SHAPES = [  # (N, H, C, k, stride): input map, channels, kernel, stride
     (32, 112, 72, 3, 2), (32, 56, 72, 3, 1), (32, 28, 120, 5, 1), (32, 14, 480, 3, 1), (32, 7, 960, 5, 1),
     (128, 32, 96, 3, 1), (128, 16, 192, 3, 1), (128, 8, 384, 3, 1), (128, 4, 960, 3, 1)]
 
 
-def kernel_grad(order: str, k: int, stride: int):
+def variadic_sum(ops: list[jax.Array], first: tuple[int, ...]) -> list[jax.Array]:
+    """Per-channel sums over (N, H, W) of every array in `ops`: one variadic reduction over the axes `first`, then the
+    rest of the much smaller partials (the library's way until 2026-12-05)."""
+    zeros = [jnp.zeros((), o.dtype) for o in ops]
+    part = jax.lax.reduce(ops, zeros, lambda a, b: [u + v for u, v in zip(a, b)], first)
+    return [jnp.sum(q, axis=tuple(range(q.ndim - 1))) for q in part]
+
+
+def kernel_grad(variant: str, k: int, stride: int):
     def f(x, g):
         xp = dw._pad_hw(x, k // 2, k // 2)
         ho, wo = g.shape[1], g.shape[2]
-        return jnp.stack(dw._sum_taps([dw._tap(xp, i, j, stride, ho, wo) * g for i in range(k) for j in range(k)],
-                                      FIRST_STAGE[order]))
+        if variant in FOLDS:
+            return jnp.stack(dw._kernel_gradient(xp, g, k, k, stride, FOLDS[variant]))
+        return jnp.stack(variadic_sum([dw._tap(xp, i, j, stride, ho, wo) * g for i in range(k) for j in range(k)],
+                                      FIRST_STAGE[variant]))
     return jax.jit(f)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--orders", nargs="+", default=["n", "nh", "nhw"], choices=sorted(FIRST_STAGE))
+    p.add_argument("--variants", nargs="+", default=["n", "nh", "fold4"], choices=[*FIRST_STAGE, *FOLDS])
     p.add_argument("--max-h", type=int, default=999, help="only the shapes whose input map is at most this high")
     a = p.parse_args()
     for n, h, c, k, s in [shape for shape in SHAPES if shape[1] <= a.max_h]:
@@ -48,18 +66,18 @@ def main() -> None:
         x = jnp.asarray(rng.standard_normal((n, h, h, c), np.float32))
         ho = (h + 2 * (k // 2) - k) // s + 1
         g = jnp.asarray(rng.standard_normal((n, ho, ho, c), np.float32))
-        fns = {o: kernel_grad(o, k, s) for o in a.orders}
-        ref = fns[a.orders[0]](x, g)
+        fns = {o: kernel_grad(o, k, s) for o in a.variants}
+        ref = fns[a.variants[0]](x, g)
         err = {o: float(jnp.max(jnp.abs(f(x, g) - ref)) / jnp.max(jnp.abs(ref))) for o, f in fns.items()}
-        ms = {o: [] for o in a.orders}
+        ms = {o: [] for o in a.variants}
         for _ in range(a.reps):
-            for o, f in fns.items():  # alternated: every order once per rep
+            for o, f in fns.items():  # alternated: every variant once per rep
                 f(x, g).block_until_ready()
                 t0 = time.perf_counter()
                 for _ in range(5):
                     f(x, g).block_until_ready()
                 ms[o].append(round((time.perf_counter() - t0) / 5 * 1e3, 2))
-        base = np.median(ms[a.orders[0]])
+        base = np.median(ms[a.variants[0]])
         print(json.dumps({"shape": [n, h, c, k, s], "ms": ms, "rel_err_vs_first": err,
                           "speedup_vs_first": {o: round(base / np.median(v), 2) for o, v in ms.items()}}), flush=True)
 

@@ -30,12 +30,18 @@ from mobilejax.layers import ACTIVATIONS  # noqa: E402
 
 
 def hlo_ops(text: str) -> dict:
+    """{op name: (output shape, op_name metadata)} of every instruction of an optimised HLO text. A multi-output op
+    (a variadic reduction fusion: a tuple of outputs) is listed by its first output and their count, "f32[..] x9"."""
     ops = {}
     for line in text.splitlines():
-        m = re.match(r"\s+(?:ROOT )?%([\w.\-]+) = (\S+?) (\w+)\(", line)
+        m = re.match(r"\s+(?:ROOT )?%([\w.\-]+) = (\(.*?\)|\S+?) ([\w\-]+)\(", line)
         if m:
+            shape = m.group(2)
+            if shape.startswith("("):
+                parts = re.findall(r"\w+\[[\d,]*\]", shape)
+                shape = f"{parts[0]} x{len(parts)}" if parts else shape
             meta = re.search(r'op_name="([^"]+)"', line)
-            ops[m.group(1)] = (m.group(2), meta.group(1) if meta else "")
+            ops[m.group(1)] = (shape, meta.group(1) if meta else "")
     return ops
 
 

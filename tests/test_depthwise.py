@@ -65,18 +65,34 @@ def test_depthwise_shift_vmap_and_grad_of_grad():
                                rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("small_map", [0, 10**6])
-def test_kernel_gradient_both_reduction_orders(monkeypatch, small_map):
-    # The kernel gradient's first reduction stage sums over N (large maps) or over N and H (maps up to
-    # depthwise.SMALL_MAP positions): force each order on a 12x10 map and compare with the reference.
+@pytest.mark.parametrize("n", [1, 3, 4, 6, 7, 12, 64])
+@pytest.mark.parametrize("fold", [1, 2, 4])
+def test_kernel_gradient_batch_folds(n, fold):
+    # The kernel gradient folds the batch by elementwise adds of interleaved image groups before it sums (one level
+    # for 6 or 12 images, several for 64; none for 1, 3 with fold 2 or 4, or prime 7): equal to the reference in
+    # every case, at both strides.
     import mobilejax.ops.depthwise as dw_ops
-    monkeypatch.setattr(dw_ops, "SMALL_MAP", small_map)
-    x = jax.random.normal(jax.random.PRNGKey(3), (3, 12, 10, 5))
+    x = jax.random.normal(jax.random.PRNGKey(n), (n, 12, 10, 5))
     kernel = jax.random.normal(jax.random.PRNGKey(4), (3, 3, 1, 5))
     for stride in (1, 2):
-        got = _loss_and_grads(depthwise_conv_shift, x, kernel, stride, 1)[2]
-        ref = _loss_and_grads(depthwise_conv_xla, x, kernel, stride, 1)[2]
+        g = jax.random.normal(jax.random.PRNGKey(5), depthwise_conv_xla(x, kernel, stride, 1).shape)
+        xp = dw_ops._pad_hw(x, 1, 1)
+        got = jnp.stack(dw_ops._kernel_gradient(xp, g, 3, 3, stride, fold)).reshape(kernel.shape)
+        ref = jax.vjp(lambda k: depthwise_conv_xla(x, k, stride, 1), kernel)[1](g)[0]
         np.testing.assert_allclose(np.asarray(got), np.asarray(ref), **TOL)
+
+
+def test_kernel_gradient_sums_no_batch_axis_longer_than_the_fold():
+    # The point of the fold: no reduction in the backward pass runs over the whole batch (XLA:CPU's scalar loop over
+    # the leading axis cost up to 0.65 s per layer, docs/profile.md "Round 4"). 128 images fold 4 -> 32 -> 8 -> 2.
+    import mobilejax.ops.depthwise as dw_ops
+    x = jax.random.normal(jax.random.PRNGKey(0), (128, 8, 8, 16))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 1, 16))
+    g = jax.random.normal(jax.random.PRNGKey(2), x.shape)
+    jaxpr = jax.make_jaxpr(lambda x, k, g: dw_ops._depthwise_shift_bwd(1, 1, (x, k), g))(x, kernel, g)
+    sums = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "reduce_sum"]
+    assert sums and all(0 not in e.params["axes"] or e.invars[0].aval.shape[0] <= dw_ops.FOLD for e in sums)
+    assert {e.invars[0].aval.shape for e in sums} >= {(2, 8, 8, 16)}
 
 
 @pytest.mark.parametrize("stride", [1, 2])

@@ -67,24 +67,52 @@ def _depthwise_shift_fwd_only(x, kernel, stride, pad):
     return _shift_sum(_pad_hw(x, pad, pad), kernel, stride, ho, wo)
 
 
-# Up to this many output positions (Ho * Wo) per image, the first stage of the kernel gradient's reduction also sums
-# over the rows: measured on the 2-core CPU (docs/benchmarks.md), 1.3-2.3x faster at 4x4 to 28x28 maps (parity at
-# 16x16), slower (0.64-0.75x) at 32x32 and larger.
-SMALL_MAP = 28 * 28
+# The kernel gradient sums tap * cotangent over the batch and the map. XLA:CPU emits a reduction as a scalar loop
+# with the reduced axes innermost: over the batch (the leading axis) that is one strided load per image for every
+# output element, 0.2-0.65 s per layer of MobileNetV2's 32 px step (docs/profile.md, "Round 4"). Instead the batch
+# is folded in FOLD interleaved groups (image k * FOLD + r into group r) by elementwise adds, which XLA:CPU vectorises
+# over the contiguous channels, until the leading axis is at most FOLD long; only that small remainder goes through a
+# reduction. Groups are interleaved so that a batch sharded over devices folds within each device's images.
+FOLD = 4
 
 
-def _sum_taps(ops: list[jax.Array], first: tuple[int, ...] | None = None) -> list[jax.Array]:
-    """Per-channel sums over (N, H, W) of every array in `ops`, as one variadic reduction (one pass over the inputs,
-    k*k accumulators) in two stages: over N first (over N and H for small maps; keeps the inner axes contiguous, so it
-    vectorises), then over the remaining axes of the much smaller partials. XLA:CPU runs the k*k separate (N, H, W)
-    reductions of sliced inputs that autodiff of the slices gives more slowly (docs/profile.md). `first`: the axes of
-    the first stage, to override that rule (scripts/dk_reduce_bench.py times each choice)."""
-    zeros = [jnp.zeros((), o.dtype) for o in ops]
-    add = lambda a, b: [u + v for u, v in zip(a, b)]  # noqa: E731
-    if first is None:
-        first = (0, 1) if ops[0].shape[1] * ops[0].shape[2] <= SMALL_MAP else (0,)
-    part = jax.lax.reduce(ops, zeros, add, first)
-    return [jnp.sum(p, axis=tuple(range(p.ndim - 1))) for p in part]
+def _fold_factor(n: int, fold: int) -> int:
+    """The largest f in fold..2 that divides n; 1 if none does (or fold < 2)."""
+    return next((f for f in range(fold, 1, -1) if n % f == 0), 1)
+
+
+def _fold_batch(terms, n: int, fold: int):
+    """sum over r < f of terms(r), where terms(r) is the part of the batch with image index = r (mod f), f the fold
+    factor of n; (terms(None), n) when n has none. Returns the folded sum and its leading size n // f."""
+    f = _fold_factor(n, fold)
+    if f == 1 or n <= fold:
+        return terms(None), n
+    total = terms((f, 0))
+    for r in range(1, f):
+        total = total + terms((f, r))
+    return total, n // f
+
+
+def _group(a: jax.Array, group) -> jax.Array:
+    """`a` itself (group None) or the images r, r + f, r + 2f, ... of it (group (f, r))."""
+    if group is None:
+        return a
+    f, r = group
+    return jax.lax.index_in_dim(a.reshape(a.shape[0] // f, f, *a.shape[1:]), r, axis=1, keepdims=False)
+
+
+def _kernel_gradient(xp: jax.Array, g: jax.Array, kh: int, kw: int, stride: int, fold: int = FOLD) -> list[jax.Array]:
+    """dW[i, j, c] = sum over (n, y, x) of tap_ij(xp)[n, y, x, c] * g[n, y, x, c], one (C,) vector per tap (i, j).
+    The batch is folded by elementwise adds (see FOLD; fold=1: none), then the rest summed over (N', Ho, Wo)."""
+    n, ho, wo, _ = g.shape
+    grads = []
+    for i in range(kh):
+        for j in range(kw):
+            part, m = _fold_batch(lambda grp: _tap(_group(xp, grp), i, j, stride, ho, wo) * _group(g, grp), n, fold)
+            while m > fold and _fold_factor(m, fold) > 1:
+                part, m = _fold_batch(lambda grp, a=part: _group(a, grp), m, fold)
+            grads.append(jnp.sum(part, axis=(0, 1, 2)))
+    return grads
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -103,8 +131,7 @@ def _depthwise_shift_bwd(stride, pad, res, g):
     ho, wo = g.shape[1], g.shape[2]
     # Kernel gradient: dW[i, j, c] = sum_{n, y, x} tap_ij(pad(x))[n, y, x, c] * g[n, y, x, c].
     xp = _pad_hw(x, pad, pad)
-    dk = _sum_taps([_tap(xp, i, j, stride, ho, wo) * g for i in range(kh) for j in range(kw)])
-    dk = jnp.stack(dk).reshape(kernel.shape).astype(kernel.dtype)
+    dk = jnp.stack(_kernel_gradient(xp, g, kh, kw, stride)).reshape(kernel.shape).astype(kernel.dtype)
     # Input gradient: the transposed convolution = correlation of the (stride-dilated) cotangent with the flipped
     # kernel, padded so that it covers every input position.
     # (One fused loop instead of autodiff's sum of k*k scattered pads; docs/profile.md compares the two.)
@@ -127,8 +154,9 @@ def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, pad: int)
     Same result and padding as `depthwise_conv_xla`; XLA on CPU compiles this to fused elementwise loops, which run
     an order of magnitude faster than its grouped-convolution kernel (forward and backward). The backward pass is a
     `jax.custom_vjp`: input gradient = the transposed conv as one shifted-sum loop over the padded (and, at stride 2,
-    dilated) cotangent; kernel gradient = one two-stage variadic reduction of the k*k tap products. Reverse mode and
-    vmap work; forward mode (jvp/jacfwd) does not (custom_vjp) -- use depthwise_impl="xla" for that.
+    dilated) cotangent; kernel gradient = the k*k tap products, the batch folded by elementwise adds, then summed
+    (see FOLD). Reverse mode and vmap work; forward mode (jvp/jacfwd) does not (custom_vjp) -- use
+    depthwise_impl="xla" for that.
     """
     return _depthwise_shift(x, kernel, stride, pad)
 
