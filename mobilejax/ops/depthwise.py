@@ -69,7 +69,7 @@ def _depthwise_shift_fwd_only(x, kernel, stride, pad):
 
 # The kernel gradient sums tap * cotangent over the batch and the map. XLA:CPU emits a reduction as a scalar loop
 # with the reduced axes innermost: over the batch (the leading axis) that is one strided load per image for every
-# output element, 0.2-0.65 s per layer of MobileNetV2's 32 px step (docs/profile.md, "Round 4"). Instead the batch
+# output element, up to 0.65 s per layer of MobileNetV2's 32 px step (docs/profile.md, "Round 4"). Instead the batch
 # is folded in FOLD interleaved groups (image k * FOLD + r into group r) by elementwise adds, which XLA:CPU vectorises
 # over the contiguous channels, until the leading axis is at most FOLD long; only that small remainder goes through a
 # reduction. Groups are interleaved so that a batch sharded over devices folds within each device's images.
@@ -82,8 +82,8 @@ def _fold_factor(n: int, fold: int) -> int:
 
 
 def _fold_batch(terms, n: int, fold: int):
-    """sum over r < f of terms(r), where terms(r) is the part of the batch with image index = r (mod f), f the fold
-    factor of n; (terms(None), n) when n has none. Returns the folded sum and its leading size n // f."""
+    """(sum over r < f of terms((f, r)), n // f), f the fold factor of n: terms((f, r)) is the term of the images with
+    index = r (mod f). (terms(None), n), the whole batch unfolded, when n has no factor or is at most `fold`."""
     f = _fold_factor(n, fold)
     if f == 1 or n <= fold:
         return terms(None), n
