@@ -22,8 +22,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
+from hlo_bytes import _ARRAY, _INSTR  # noqa: E402  (the same HLO-line parsing as scripts/hlo_bytes.py)
 
 from mobilejax import bench  # noqa: E402
 from mobilejax.layers import ACTIVATIONS  # noqa: E402
@@ -34,12 +36,12 @@ def hlo_ops(text: str) -> dict:
     (a variadic reduction fusion: a tuple of outputs) is listed by its first output and their count, "f32[..] x9"."""
     ops = {}
     for line in text.splitlines():
-        m = re.match(r"\s+(?:ROOT )?%([\w.\-]+) = (\(.*?\)|\S+?) ([\w\-]+)\(", line)
+        m = _INSTR.match(line.strip())
         if m:
             shape = m.group(2)
             if shape.startswith("("):
-                parts = re.findall(r"\w+\[[\d,]*\]", shape)
-                shape = f"{parts[0]} x{len(parts)}" if parts else shape
+                parts = _ARRAY.findall(shape)
+                shape = f"{parts[0][0]}[{parts[0][1]}] x{len(parts)}" if parts else shape
             meta = re.search(r'op_name="([^"]+)"', line)
             ops[m.group(1)] = (shape, meta.group(1) if meta else "")
     return ops
