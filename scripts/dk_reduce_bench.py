@@ -62,9 +62,8 @@ def other_form(form: str, xp: jax.Array, g: jax.Array, k: int, stride: int) -> j
     n, ho, wo, c = g.shape
     taps = [(i, j) for i in range(k) for j in range(k)]
     if form == "stack":
-        f = dw._fold_factor(n, dw.FOLD)
-        first = [sum(dw._tap(dw._group(xp, (f, r)), i, j, stride, ho, wo) * dw._group(g, (f, r)) for r in range(f))
-                 for i, j in taps]
+        first = [dw._fold_batch(lambda grp, i=i, j=j: dw._tap(dw._group(xp, grp), i, j, stride, ho, wo)
+                                * dw._group(g, grp), n, dw.FOLD)[0] for i, j in taps]
         st = jax.lax.optimization_barrier(jnp.stack(first))
         return st.reshape(k * k, -1, c).sum(1)
     if form == "product":
