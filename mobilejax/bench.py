@@ -19,6 +19,7 @@ import numpy as np
 
 from mobilejax import config as config_lib
 from mobilejax.errors import UsageError
+from mobilejax.ops import depthwise as depthwise_ops
 from mobilejax.runtime import enable_compilation_cache
 from mobilejax.train import Steps, build_model, init_state, make_mesh
 
@@ -114,7 +115,10 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     med = statistics.median(times)
     result = {"model": model, "alpha": alpha, **(options or {}), "mode": mode, "resolution": resolution, "batch": batch,
-              "dtype": dtype, "depthwise_impl": depthwise_impl, "img_per_s": round(batch / med, 2),
+              "dtype": dtype, "depthwise_impl": depthwise_impl,
+              "native_kernel_grad": (mode == "train" and depthwise_ops.resolve_depthwise_impl(depthwise_impl) == "shift"
+                                     and depthwise_ops.native_kernel_gradient_enabled(dtype)),
+              "img_per_s": round(batch / med, 2),
               "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
               "compile_s": round(compile_s, 2), "steps": steps, "backend": jax.default_backend(),
               "device": jax.devices()[0].device_kind, "devices": jax.device_count(), "jax": jax.__version__}
@@ -140,6 +144,7 @@ def print_benchmark(result: dict, as_json: bool = False) -> None:
         print(json.dumps(result))
         return
     print(f"{result['model']} (alpha {result['alpha']}, {result['resolution']}px, batch {result['batch']}, "
-          f"{result['mode']}, {result['dtype']}, depthwise {result['depthwise_impl']}) on {result['device']}: "
+          f"{result['mode']}, {result['dtype']}, depthwise {result['depthwise_impl']}"
+          f"{', native kernel gradient' if result.get('native_kernel_grad') else ''}) on {result['device']}: "
           f"{result['img_per_s']} img/s (median step {result['step_ms_median']} ms), compile {result['compile_s']} s, "
           + ", ".join(f"{k} {v}" for k, v in result.items() if "peak" in k))

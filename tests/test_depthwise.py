@@ -82,10 +82,12 @@ def test_kernel_gradient_batch_folds(n, fold):
         np.testing.assert_allclose(np.asarray(got), np.asarray(ref), **TOL)
 
 
-def test_kernel_gradient_sums_no_batch_axis_longer_than_the_fold():
+def test_kernel_gradient_sums_no_batch_axis_longer_than_the_fold(monkeypatch):
     # The point of the fold: no reduction in the backward pass runs over the whole batch (XLA:CPU's scalar loop over
     # the leading axis cost up to 0.65 s per layer, docs/profile.md "Round 4"). 128 images fold 4 -> 32 -> 8 -> 2.
+    # (The XLA path, as where the native kernel is not built: tests/test_native.py covers that one.)
     import mobilejax.ops.depthwise as dw_ops
+    monkeypatch.setattr(dw_ops, "use_native_kernel_gradient", lambda *a: False)
     x = jax.random.normal(jax.random.PRNGKey(0), (128, 8, 8, 16))
     kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 3, 1, 16))
     g = jax.random.normal(jax.random.PRNGKey(2), x.shape)

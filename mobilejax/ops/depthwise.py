@@ -2,7 +2,8 @@
 
 Depthwise convolution is canonically `feature_group_count == channels`. `depthwise_impl` picks how it is computed:
   - "xla":   `lax.conv_general_dilated(..., feature_group_count=C)` (the reference; fast on GPU/TPU),
-  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU),
+  - "shift": the same maths as k*k shifted multiply-adds (much faster under XLA on CPU); its kernel gradient goes to
+             a one-pass C++ kernel (mobilejax/ops/native.py) where that builds, else to XLA ops (the batch fold),
   - "auto":  "shift" on CPU, "xla" elsewhere.
 All implementations take a kernel of shape `(k, k, 1, C)` and symmetric padding `pad`, so a checkpoint trained
 with one evaluates identically with another (tests/test_depthwise.py proves equal outputs and gradients).
@@ -13,6 +14,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
+from mobilejax.ops import native
 
 DEPTHWISE_IMPLS = ("auto", "xla", "shift")
 
@@ -115,6 +118,45 @@ def _kernel_gradient(xp: jax.Array, g: jax.Array, kh: int, kw: int, stride: int,
     return grads
 
 
+def _kernel_gradient_xla(x, g, kh, kw, stride, pad):
+    """The kernel gradient as a (kh*kw, C) array, in XLA ops (the fold above)."""
+    return jnp.stack(_kernel_gradient(_pad_hw(x, pad, pad), g, kh, kw, stride))
+
+
+# The fold still re-reads the padded input and the cotangent once per tap, at ~80% of memory bandwidth: most of
+# MobileNetV3's 5x5 kernel gradients (docs/profile.md "Round 5"). The native kernel (mobilejax/ops/native.py) reads
+# them once; it is used on a single CPU device for float32 square kernels when it builds (else the fold). Its own
+# derivative (grad of grad) is the fold's.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _kernel_gradient_native(x, g, k, stride, pad):
+    return native.depthwise_kernel_grad(x, g, k, stride, pad)
+
+
+def _kernel_gradient_native_fwd(x, g, k, stride, pad):
+    return native.depthwise_kernel_grad(x, g, k, stride, pad), (x, g)
+
+
+def _kernel_gradient_native_bwd(k, stride, pad, res, ct):
+    _, pullback = jax.vjp(lambda x, g: _kernel_gradient_xla(x, g, k, k, stride, pad), *res)
+    return pullback(ct)
+
+
+_kernel_gradient_native.defvjp(_kernel_gradient_native_fwd, _kernel_gradient_native_bwd)
+
+
+def native_kernel_gradient_enabled(dtype=jnp.float32) -> bool:
+    """Whether the shift path's kernel gradients of `dtype` go to the native kernel: float32 on a single CPU device
+    (under a multi-device sharding XLA would gather the whole batch for the custom call), when the kernel builds."""
+    return (jnp.dtype(dtype) == jnp.float32 and jax.default_backend() == "cpu" and jax.device_count() == 1
+            and native.available())
+
+
+def use_native_kernel_gradient(x: jax.Array, g: jax.Array, kh: int, kw: int) -> bool:
+    """Whether this kernel gradient goes to the native kernel: square kernel, float32 input and cotangent, and
+    `native_kernel_gradient_enabled()`."""
+    return kh == kw and x.dtype == g.dtype and native_kernel_gradient_enabled(x.dtype)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _depthwise_shift(x, kernel, stride, pad):
     return _depthwise_shift_fwd_only(x, kernel, stride, pad)
@@ -130,8 +172,11 @@ def _depthwise_shift_bwd(stride, pad, res, g):
     h, w = x.shape[1], x.shape[2]
     ho, wo = g.shape[1], g.shape[2]
     # Kernel gradient: dW[i, j, c] = sum_{n, y, x} tap_ij(pad(x))[n, y, x, c] * g[n, y, x, c].
-    xp = _pad_hw(x, pad, pad)
-    dk = jnp.stack(_kernel_gradient(xp, g, kh, kw, stride)).reshape(kernel.shape).astype(kernel.dtype)
+    if use_native_kernel_gradient(x, g, kh, kw):
+        dk = _kernel_gradient_native(x, g, kh, stride, pad)
+    else:
+        dk = _kernel_gradient_xla(x, g, kh, kw, stride, pad)
+    dk = dk.reshape(kernel.shape).astype(kernel.dtype)
     # Input gradient: the transposed convolution = correlation of the (stride-dilated) cotangent with the flipped
     # kernel, padded so that it covers every input position.
     # (One fused loop instead of autodiff's sum of k*k scattered pads; docs/profile.md compares the two.)
@@ -154,9 +199,9 @@ def depthwise_conv_shift(x: jax.Array, kernel: jax.Array, stride: int, pad: int)
     Same result and padding as `depthwise_conv_xla`; XLA on CPU compiles this to fused elementwise loops, which run
     an order of magnitude faster than its grouped-convolution kernel (forward and backward). The backward pass is a
     `jax.custom_vjp`: input gradient = the transposed conv as one shifted-sum loop over the padded (and, at stride 2,
-    dilated) cotangent; kernel gradient = the k*k tap products, the batch folded by elementwise adds, then summed
-    (see FOLD). Reverse mode and vmap work; forward mode (jvp/jacfwd) does not (custom_vjp) -- use
-    depthwise_impl="xla" for that.
+    dilated) cotangent; kernel gradient = the native one-pass kernel (float32 on one CPU device, when it builds) or
+    the k*k tap products, the batch folded by elementwise adds, then summed (see FOLD). Reverse mode and vmap work;
+    forward mode (jvp/jacfwd) does not (custom_vjp) -- use depthwise_impl="xla" for that.
     """
     return _depthwise_shift(x, kernel, stride, pad)
 
