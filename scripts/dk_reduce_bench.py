@@ -9,7 +9,9 @@
   (docs/profile.md "Round 5"): "stack" (every tap's first fold level in one (k*k, N/4, H, W, C) array, then one
   reduction), "product" (each tap product written out, then summed as (N*H*W, C)), "chunk" (a scan over pairs of
   images, all taps per pair), "rows" (per kernel row one batched matmul over the channels, (W + k - 1) x W outputs per
-  channel, and its diagonals).
+  channel, and its diagonals);
+- native: the one-pass C++ kernel (mobilejax/ops/native.py; the library's kernel gradient since 2026-12-06 where it
+  builds, docs/profile.md "Round 6").
 XLA:CPU emits each reduction as a scalar loop with the reduced axes innermost, so "n" walks the batch with one
 strided load per image for every output element; docs/profile.md "Round 4" has the numbers.
 
@@ -33,6 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mobilejax.ops import depthwise as dw  # noqa: E402
+from mobilejax.ops import native  # noqa: E402
 
 FIRST_STAGE = {"n": (0,), "nh": (0, 1), "nhw": (0, 1, 2)}
 FOLDS = {"fold1": 1, "fold2": 2, "fold4": 4, "fold8": 8}
@@ -91,6 +94,8 @@ def kernel_grad(variant: str, k: int, stride: int):
             return jnp.stack(dw._kernel_gradient(xp, g, k, k, stride, FOLDS[variant]))
         if variant in FORMS:
             return other_form(variant, xp, g, k, stride)
+        if variant == "native":
+            return native.depthwise_kernel_grad(x, g, k, stride, k // 2)
         return jnp.stack(variadic_sum([dw._tap(xp, i, j, stride, ho, wo) * g for i in range(k) for j in range(k)],
                                       FIRST_STAGE[variant]))
     return jax.jit(f)
@@ -99,10 +104,12 @@ def kernel_grad(variant: str, k: int, stride: int):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--variants", nargs="+", default=["n", "nh", "fold4"], choices=[*FIRST_STAGE, *FOLDS, *FORMS])
+    p.add_argument("--variants", nargs="+", default=["n", "nh", "fold4"], choices=[*FIRST_STAGE, *FOLDS, *FORMS, "native"])
     p.add_argument("--max-h", type=int, default=999, help="only the shapes whose input map is at most this high")
     p.add_argument("--kernel", type=int, default=0, help="only the shapes with this kernel size (0: all)")
     a = p.parse_args()
+    if "native" in a.variants and not native.available():
+        sys.exit(f"native kernel unavailable: {native.why_unavailable()}")
     for n, h, c, k, s in [sh for sh in SHAPES if sh[1] <= a.max_h and a.kernel in (0, sh[3])]:
         rng = np.random.default_rng(0)
         x = jnp.asarray(rng.standard_normal((n, h, h, c), np.float32))

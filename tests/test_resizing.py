@@ -67,8 +67,14 @@ def test_train_step_at_a_size_equals_the_step_on_the_resized_batch():
     state, out = steps.train_at(12, 16)(init(jax.random.key(0)), steps.put_batch({"image": images, "label": labels}),
                                         jax.random.key(3))
     np.testing.assert_allclose(float(out["loss"]), float(ref["loss"]), rtol=1e-6)
-    for x, y in zip(jax.tree.leaves(state.params), jax.tree.leaves(ref_state.params)):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    # the same update up to float rounding: the two graphs may round activations differently (e.g. where the native
+    # kernel gradient needs its input written out), so each leaf's update is compared against its own size (plus a
+    # few units in the last place of the parameters, the resolution of an update read back from them)
+    start = jax.tree.leaves(init(jax.random.key(0)).params)
+    for x, y, x0 in zip(jax.tree.leaves(state.params), jax.tree.leaves(ref_state.params), start):
+        dx, dy, x0 = np.asarray(x - x0), np.asarray(y - x0), np.asarray(x0)
+        ulps = 4 * np.finfo(np.float32).eps * np.abs(x0).max()
+        assert np.abs(dy).max() > 0 and np.abs(dx - dy).max() <= 1e-4 * np.abs(dy).max() + ulps
     _, full = steps.train(init(jax.random.key(0)), steps.put_batch({"image": images, "label": labels}),
                           jax.random.key(3))
     assert float(full["loss"]) != float(out["loss"])  # the size matters: the resize is not a no-op
