@@ -15,11 +15,13 @@ if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 
 # One persistent compilation cache for the session, created by the controlling process before pytest-xdist starts its
 # workers: the workers and every `mobilejax` subprocess a test starts inherit it through the environment, so a
-# program that several tests (or processes) build compiles once, and the tests write nothing under ~/.cache.
+# program that several tests (or processes) build compiles once, and the tests write nothing under ~/.cache. The
+# native CPU kernels (mobilejax/ops/native.py) are built into the same session directory, once per session.
 _SESSION_CACHE = None
 if "MOBILEJAX_CACHE_DIR" not in os.environ and "PYTEST_XDIST_WORKER" not in os.environ:
     _SESSION_CACHE = tempfile.mkdtemp(prefix="mobilejax-test-cache-")
-    os.environ["MOBILEJAX_CACHE_DIR"] = _SESSION_CACHE
+    os.environ["MOBILEJAX_CACHE_DIR"] = os.path.join(_SESSION_CACHE, "jax")
+    os.environ.setdefault("MOBILEJAX_NATIVE_CACHE", os.path.join(_SESSION_CACHE, "native"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,6 +3,8 @@ every shape class it has a code path for, is deterministic, is what the CPU fast
 and a build that cannot happen leaves the XLA path in place with the reason."""
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +13,8 @@ import pytest
 import mobilejax.ops.depthwise as dw_ops
 from mobilejax.ops import depthwise_conv_shift, depthwise_conv_xla, native
 
-needs_native = pytest.mark.skipif(native._compiler() is None, reason="no C++ compiler on this machine")
+needs_native = pytest.mark.skipif(native._compiler() is None or os.environ.get("MOBILEJAX_NATIVE") == "0",
+                                  reason="no C++ compiler on this machine, or MOBILEJAX_NATIVE=0")
 
 
 def _reference(x, g, k, stride, pad):
