@@ -29,6 +29,9 @@ def test_bench_json(mode, capsys):
     assert out["xla_temp_mb"] > 0
     assert out["xla_gb_accessed"] * 1e9 > 2 * 4 * 32 * 32 * 3 * 4
     assert flops / 4 < out["xla_gflop"] * 1e9 < flops * 4
+    # which depthwise kernel gradient the train step ran: the native one where it builds (CPU, float32)
+    from mobilejax.ops import native
+    assert out["native_kernel_grad"] is (mode == "train" and native.available())
 
 
 def test_bench_model_options(capsys):
