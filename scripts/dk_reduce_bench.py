@@ -104,7 +104,8 @@ def kernel_grad(variant: str, k: int, stride: int):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--reps", type=int, default=3)
-    p.add_argument("--variants", nargs="+", default=["n", "nh", "fold4"], choices=[*FIRST_STAGE, *FOLDS, *FORMS, "native"])
+    p.add_argument("--variants", nargs="+", default=["n", "nh", "fold4"],
+                   choices=[*FIRST_STAGE, *FOLDS, *FORMS, "native"])
     p.add_argument("--max-h", type=int, default=999, help="only the shapes whose input map is at most this high")
     p.add_argument("--kernel", type=int, default=0, help="only the shapes with this kernel size (0: all)")
     a = p.parse_args()
