@@ -4,9 +4,12 @@
 # decode + augment on the same cores), one JSON line per run appended to OUT_JSONL: the bench line, and for the train
 # run the img/s of every log window (compile excluded) and of the whole run.
 #
-# usage: [REPS=3] [STEPS=160] [WINDOW=20] [BATCH=128] [CONFIG=configs/cifar10.py:folder=../shared/data/cifar10]
-#        [MODEL=mobilenet_v2] [ALPHA=1.0] [RES=32] [OPTIONS="small_input=True"] scripts/pipeline_vs_bench.sh OUT_JSONL
-# The defaults are MobileNetV2 1.0 with the small-input stem at 32 px, batch 128 (issue 11's CIFAR shape).
+# usage: [REPS=3] [STEPS=160] [WINDOW=20] [BENCH_STEPS=20] [BATCH=128] [MODEL=mobilenet_v2] [ALPHA=1.0] [RES=32]
+#        [CONFIG=configs/cifar10.py:folder=../shared/data/cifar10] [OPTIONS="small_input=True"]
+#        scripts/pipeline_vs_bench.sh OUT_JSONL
+# BENCH_STEPS: the bench's timed steps (its img/s is their median); as many as the train run's steps sample the
+# machine's speed over a comparable stretch of time. The defaults are MobileNetV2 1.0 with the small-input stem at
+# 32 px, batch 128 (issue 11's CIFAR shape).
 # Summary: python scripts/pipeline_vs_bench.py OUT_JSONL
 set -euo pipefail
 out=$1
@@ -22,7 +25,8 @@ wd=$(mktemp -d)
 trap 'rm -rf "$wd"' EXIT
 for rep in $(seq "${REPS:-3}"); do
   # shellcheck disable=SC2086
-  line=$("$mj" bench "$model" --alpha "$alpha" --resolution "$res" --batch "$batch" --mode train --num-classes 10 --steps 20 $opts \
+  line=$("$mj" bench "$model" --alpha "$alpha" --resolution "$res" --batch "$batch" --mode train --num-classes 10 \
+    --steps "${BENCH_STEPS:-20}" $opts \
     --json 2>"$wd/bench.err" | tail -1) || { echo "bench failed: $(tail -1 "$wd/bench.err")" >&2; exit 1; }
   echo "$line" | sed "s/}\$/, \"kind\": \"bench\", \"rep\": $rep}/" >> "$out"
   rm -rf "$wd/run"
