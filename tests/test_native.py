@@ -108,3 +108,19 @@ def test_disabled_or_compilerless_native_falls_back_with_the_reason(monkeypatch)
     finally:
         monkeypatch.undo()
         native._load.cache_clear()
+
+
+def test_a_jax_without_the_ffi_api_falls_back(monkeypatch):
+    """pyproject allows jax releases older than `jax.ffi`: there the build raises AttributeError, which must mean the
+    XLA path (with the reason), not a crash in the first backward pass."""
+    def no_ffi(*a, **k):
+        raise AttributeError("module 'jax' has no attribute 'ffi'")
+    try:
+        monkeypatch.setattr(native, "build", no_ffi)
+        native._load.cache_clear()
+        assert not native.available()
+        assert native.why_unavailable() == "AttributeError: module 'jax' has no attribute 'ffi'"
+        assert not dw_ops.native_kernel_gradient_enabled()
+    finally:
+        monkeypatch.undo()
+        native._load.cache_clear()

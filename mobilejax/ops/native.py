@@ -4,8 +4,9 @@ Some passes cannot be written as one loop in XLA:CPU (the depthwise kernel gradi
 docs/profile.md "Round 5"), so they have a small C++ kernel. It is compiled on first use with the system's C++
 compiler (`$CXX`, else `c++`; `-O3 -march=native` against the FFI headers that jaxlib ships) into a cache directory
 keyed by the source, the compiler, jaxlib and this CPU, then loaded and registered with XLA. No compiler, a failed
-build, or MOBILEJAX_NATIVE=0 in the environment: `available()` is False, `why_unavailable()` says why, and the
-callers keep their pure-XLA path (same maths; only the order of float additions differs).
+build or load, a jax without `jax.ffi`, or MOBILEJAX_NATIVE=0 in the environment: `available()` is False,
+`why_unavailable()` says why, and the callers keep their pure-XLA path (same maths; only the order of float additions
+differs).
 
 Environment:
   MOBILEJAX_NATIVE=0          never build or use the native kernels
@@ -86,9 +87,10 @@ def _load() -> str | None:
     try:
         lib = ctypes.cdll.LoadLibrary(str(build()))
         jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.MobilejaxDepthwiseKernelGrad), platform="cpu")
-    except (RuntimeError, OSError) as e:
-        _log.warning("mobilejax native CPU kernels unavailable, using the XLA path: %s", e)
-        return str(e)
+    except Exception as e:  # noqa: BLE001  (a jax without jax.ffi raises AttributeError: any failure falls back)
+        reason = f"{type(e).__name__}: {e}" if not isinstance(e, (RuntimeError, OSError)) else str(e)
+        _log.warning("mobilejax native CPU kernels unavailable, using the XLA path: %s", reason)
+        return reason
     return None
 
 
