@@ -357,3 +357,32 @@ def test_data_parallel_8_devices_matches_1(tmp_path):
     np.testing.assert_array_less(np.abs(p8[:, 0] - p1[:, 0]), 2e-3 + 1e-3 * p1[:, 2])
     # a run written from 8 devices evaluates (restores) on this 1-device process
     assert cli.main(["eval", "--workdir", str(tmp_path / "dp8"), "--checkpoint", "latest"]) == 0
+
+
+def test_input_wait_share_shows_a_slow_input_pipeline(tmp_path, digits_dir, monkeypatch):
+    """`input_wait_frac` (metrics.jsonl per log window, results.json for the run): the share of the time the loop
+    waited for batches. A pipeline made slow (0.1 s per batch against a step of milliseconds) is reported as the
+    limit; the same run with the real pipeline waits a far smaller share."""
+    from mobilejax.data import pipeline
+
+    def run(workdir):
+        c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:160]",
+                        eval_split="test[:40]")
+        c.num_train_steps, c.log_every_steps, c.checkpoint_every_steps, c.eval_every_epochs = 12, 4, 100, 100
+        res = train_and_evaluate(c, workdir)
+        return res, [r["input_wait_frac"] for r in read_metrics(workdir) if "train_loss" in r]
+
+    fast, fast_windows = run(str(tmp_path / "fast"))
+    real = pipeline.Datasets.train_batches
+
+    def slow_batches(self, start_step=0):
+        for batch in real(self, start_step):
+            time.sleep(0.1)
+            yield batch
+    monkeypatch.setattr(pipeline.Datasets, "train_batches", slow_batches)
+    slow, slow_windows = run(str(tmp_path / "slow"))
+    assert len(slow_windows) == len(fast_windows) == 3
+    assert all(f > 0.6 for f in slow_windows), slow_windows
+    assert slow["input_wait_frac"] > 0.6
+    assert slow["input_wait_frac"] > fast["input_wait_frac"] + 0.3, (slow["input_wait_frac"], fast["input_wait_frac"])
+    assert slow["img_per_s"] < fast["img_per_s"]

@@ -120,11 +120,13 @@ def _train(config, plan: Plan, steps: Steps, state, meta: dict, ds, ckpt: Checkp
         return agreed if multi else stop.requested
     try:
         for step in range(meta["step"] + 1, plan.total_steps + 1):
-            batch = steps.put_batch(next(batches))
-            size = resizing.size_at(config.data, ds.image_size, (step - 1) // plan.steps_per_epoch)
+            t_wait = time.time()
+            host_batch = next(batches)  # waits only when the input pipeline is behind the step
             t0 = time.time()
+            batch = steps.put_batch(host_batch)
+            size = resizing.size_at(config.data, ds.image_size, (step - 1) // plan.steps_per_epoch)
             state, metrics = steps.train_at(size, ds.image_size)(state, batch, dropout_rng)
-            log.add(metrics, t0, size)
+            log.add(metrics, t0, size, input_wait_s=t0 - t_wait)
             if multi and (step % plan.log_every == 0 or plan.is_checkpoint(step)):
                 agreed = stop.agree()  # every process stops at the same step
             if step % plan.log_every == 0 or plan.is_checkpoint(step) or stopping():
@@ -153,6 +155,11 @@ class TrainLog:
     """Metrics of the steps since the last log line: fetched together (the device runs ahead meanwhile), checked for
     a non-finite loss, written as means with the throughput; also the progress bar and the compile time.
 
+    `input_wait_frac`: the share of the window's time the loop spent waiting for the next batch from the input
+    pipeline. Near 0 the run is compute-bound (the pipeline's prefetch is ahead of the step); a large share means the
+    input pipeline is what limits img/s (more `data.num_parallel_calls`, `data.pipeline='memory'` for small images,
+    or a lighter augmentation).
+
     JAX dispatches asynchronously, so unchecked the host would queue a whole log window of steps ahead of the device,
     and a stop request (which waits for the queued steps before its checkpoint) would take up to `log_every_steps`
     steps: minutes on a slow CPU. `add` keeps the host at most `AHEAD` steps ahead: enough to keep the device busy,
@@ -166,8 +173,8 @@ class TrainLog:
         self.writer, self.plan, self.ckpt, self.workdir = writer, plan, ckpt, workdir
         self.batch_size = config.batch_size
         self.window: list = []
-        self.window_t0, self.window_images = time.time(), 0
-        self.train_time, self.train_images, self.compile_s = 0.0, 0, None
+        self.window_t0, self.window_images, self.window_wait = time.time(), 0, 0.0
+        self.train_time, self.train_images, self.train_wait, self.compile_s = 0.0, 0, 0.0, None
         self.progressive = bool((config.get("data") or {}).get("progressive_size", 0))
         self.image_size = None  # of the last step (logged with progressive resizing)
         self.pbar = None
@@ -176,7 +183,8 @@ class TrainLog:
             self.pbar = tqdm(total=plan.total_steps, initial=start_step, unit="step", dynamic_ncols=True, desc=config.model.name,
                              file=sys.stderr)
 
-    def add(self, metrics: dict, t_call: float, image_size: int | None = None) -> None:
+    def add(self, metrics: dict, t_call: float, image_size: int | None = None, input_wait_s: float = 0.0) -> None:
+        """`t_call`: when the step was called; `input_wait_s`: how long its batch was waited for before that."""
         self.window.append(metrics)
         self.image_size = image_size
         if self.compile_s is None:  # the first call compiles: keep it out of the throughput figures
@@ -185,13 +193,14 @@ class TrainLog:
             self.restart_clock()
         else:
             self.window_images += self.batch_size
+            self.window_wait += input_wait_s
             if len(self.window) > self.AHEAD:
                 jax.block_until_ready(self.window[-1 - self.AHEAD])
         if self.pbar is not None:
             self.pbar.update(1)
 
     def restart_clock(self) -> None:
-        self.window_t0, self.window_images = time.time(), 0
+        self.window_t0, self.window_images, self.window_wait = time.time(), 0, 0.0
 
     def flush(self, step: int) -> None:
         if not self.window:
@@ -212,9 +221,12 @@ class TrainLog:
         img_s = self.window_images / dt if dt > 0 else 0.0
         self.train_time += dt
         self.train_images += self.window_images
+        self.train_wait += self.window_wait
         scalars = {"train_loss": float(np.mean(losses)),
                    "train_accuracy": float(np.mean([m["accuracy"] for m in fetched])),
-                   "lr": float(fetched[-1]["lr"]), "img_per_s": img_s, "epoch": step / self.plan.steps_per_epoch}
+                   "lr": float(fetched[-1]["lr"]), "img_per_s": img_s,
+                   "input_wait_frac": min(self.window_wait / dt, 1.0) if dt > 0 else 0.0,
+                   "epoch": step / self.plan.steps_per_epoch}
         if self.progressive:
             scalars["train_image_size"] = self.image_size
         if self.writer is not None:
@@ -241,6 +253,10 @@ class TrainLog:
     def img_per_s(self) -> float | None:
         return round(self.train_images / self.train_time, 2) if self.train_time > 0 else None
 
+    @property
+    def input_wait_frac(self) -> float | None:
+        return round(min(self.train_wait / self.train_time, 1.0), 4) if self.train_time > 0 else None
+
     def close(self) -> None:
         if self.pbar is not None:
             self.pbar.close()
@@ -261,7 +277,8 @@ def _write_results(config, workdir: str, program: Program, ds, plan: Plan, meta:
         "batch_size": config.batch_size, "wall_time_s": round(float(meta["wall_time_s"]), 2),
         "session_time_s": round(session_s, 2),
         "compile_s": round(log.compile_s, 2) if log.compile_s is not None else None, "img_per_s": log.img_per_s,
-        "devices": jax.device_count(), "backend": jax.default_backend(), "dtype": config.dtype,
+        "input_wait_frac": log.input_wait_frac, "devices": jax.device_count(), "backend": jax.default_backend(),
+        "dtype": config.dtype,
     }
     if jax.process_count() > 1:
         results["processes"] = jax.process_count()
