@@ -10,9 +10,21 @@ import sys
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from mobilejax.errors import UsageError
+
+
+def _host_value(x: Any) -> Any:
+    """A replicated array as the numpy value each process already holds. Orbax writes a numpy leaf from process 0 in
+    one tensorstore write, while a `jax.Array` leaf goes through its sharded-array path; for the many small leaves of
+    a mobile network's train state that halves the save (the tests' tiny MobileNetV1, 222 leaves: 0.75 -> 0.33 s).
+    The values on disk are the same and `restore` still places them on the current devices. Sharded arrays stay as
+    they are (orbax writes each process's shards)."""
+    if isinstance(x, jax.Array) and x.is_fully_replicated and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return np.asarray(x)
+    return x
 
 
 class Checkpoints:
@@ -40,7 +52,7 @@ class Checkpoints:
         if mgr.latest_step() == step:
             return
         try:
-            mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+            mgr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(jax.tree.map(_host_value, state)),
                                                    meta=ocp.args.JsonSave(meta)), force=True)
             mgr.wait_until_finished()
         except Exception as e:  # noqa: BLE001  (orbax reports I/O errors as ValueErrors with the OS error code)
