@@ -96,13 +96,17 @@ class _EventFile:
         self._records.close()
 
 
+def figure(figsize: tuple[float, float]):
+    """A matplotlib figure of its own, outside pyplot: drawing and saving it neither switches the calling process's
+    backend (a notebook's inline one) nor adds to pyplot's list of open figures."""
+    from matplotlib.figure import Figure
+    return Figure(figsize=figsize)
+
+
 def plot_learning_curves(runs: dict[str, list[dict]], path: str, title: str = "") -> str:
     """One figure: training loss (left) and validation accuracy (right) against epoch, one line per run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = figure(figsize=(12, 4.5))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for label, rows in runs.items():
         tr = [(r["epoch"], r["train_loss"]) for r in rows if "train_loss" in r and "epoch" in r]
         ev = [(r["epoch"], r["eval_accuracy"]) for r in rows if "eval_accuracy" in r and "epoch" in r]
@@ -120,5 +124,4 @@ def plot_learning_curves(runs: dict[str, list[dict]], path: str, title: str = ""
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

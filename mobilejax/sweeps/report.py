@@ -21,7 +21,7 @@ import math
 import os
 import sys
 
-from mobilejax.metrics import plot_learning_curves, read_metrics
+from mobilejax.metrics import figure, plot_learning_curves, read_metrics
 from mobilejax.sweeps.experiment import find_runs
 from mobilejax.sweeps.records import write_records
 from mobilejax.sweeps.stats import compare, mean_std
@@ -237,14 +237,11 @@ def pareto_front(points: list[tuple[float, float, str]]) -> list[tuple[float, fl
 
 def plot_accuracy_vs_macs(trials: list[dict], path: str, title: str = "") -> str | None:
     """Mean best accuracy of each trial against its MACs, with ± std error bars and the Pareto front."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     done = [t for t in trials if t["n"] > 0 and t.get("macs") and t.get("best_accuracy") is not None]
     if not done:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig = figure(figsize=(8, 5.5))
+    ax = fig.subplots()
     front = pareto_front([(t["macs"], t["best_accuracy"], t["trial"]) for t in done])
     on_front = {p[2] for p in front}
     for group, colour, label in ((False, "tab:blue", "trial (mean ± std)"), (True, "tab:red", "Pareto-optimal")):
@@ -266,7 +263,6 @@ def plot_accuracy_vs_macs(trials: list[dict], path: str, title: str = "") -> str
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
