@@ -241,11 +241,17 @@ def test_bad_model_settings_fail_before_the_data_is_prepared(tmp_path, capsys):
     data_dir = tmp_path / "tfds"
     data_dir.mkdir()
     for override, message in (("--config.model.name=mobilenet_v9", "unknown model 'mobilenet_v9'"),
-                              ("--config.model.groups=2", "config.model.groups=2 is not an option of mobilenet_v2")):
+                              ("--config.model.groups=2", "config.model.groups=2 is not an option of mobilenet_v2"),
+                              ("--config.model.kernel_size=4", "kernel_size must be an odd integer >= 1"),
+                              ("--config.model.bn_epsilon=-1", "bn_epsilon must be > 0, got -1.0")):
         code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
                          f"--config.data.data_dir={data_dir}", override, "--workdir", str(tmp_path / "w"))
         assert code == 2 and message in one_error_line(cap.err)
         assert not os.listdir(data_dir) and not os.path.exists(tmp_path / "w")
+    # `--option` values are Python literals or else strings: a misspelt bool is refused, not taken as true
+    code, cap = _cli(capsys, "summary", "mobilenet_v2", "--option", "residual=false")
+    assert code == 2 and cap.out == ""
+    assert one_error_line(cap.err) == "mobilejax: error: residual must be True or False, got 'false'"
 
 
 def test_unwritable_workdir(tmp_path, digits_dir, capsys):

@@ -281,10 +281,37 @@ def test_depthwise_is_feature_group_count_shaped(name):
     (dict(name="mobilenet_v3_large", activation="hswish"), "unknown activation 'hswish'; known activations"),
     (dict(name="mobilenet_v2", bottleneck_activation="tanh"), "unknown bottleneck_activation 'tanh'"),
     (dict(name="mobilenet_v1", expansion=4), "unknown option.* expansion .*allowed: .*separable"),
+    # a knob of the wrong type names itself instead of being taken as true (a non-empty string) or as a number
+    (dict(name="mobilenet_v2", residual="no"), "^residual must be True or False, got 'no'$"),
+    (dict(name="mobilenet_v2", small_input=1), "^small_input must be True or False, got 1$"),
+    (dict(name="mobilenet_v2", dropout="0.1"), "^dropout must be a number, got '0.1'$"),
+    (dict(name="mobilenet_v2", expansion=True), "^expansion must be a number, got True$"),
+    (dict(name="mobilenet_v2", last_channels=1280.0), "^last_channels must be an integer, got 1280.0$"),
+    (dict(name="mobilenet_v3_small", kernel_size="5"), r"^kernel_size must be an integer or None, got '5'$"),
+    (dict(name="mobilenet_v3_large", activation=6), r"^activation must be a string or None, got 6$"),
+    # values out of range, which would otherwise crash in the first forward pass or train to NaN
+    (dict(name="mobilenet_v2", kernel_size=4), r"^kernel_size must be an odd integer >= 1 \(3, 5, 7, ...\), got 4$"),
+    (dict(name="mobilenet_v3_small", kernel_size=0), "kernel_size must be an odd integer >= 1"),
+    (dict(name="shufflenet_v2", kernel_size=-3), "kernel_size must be an odd integer >= 1"),
+    (dict(name="mobilenet_v1", bn_epsilon=0.0), "^bn_epsilon must be > 0, got 0.0$"),
+    (dict(name="mobilenet_v3_large", bn_momentum=1.5), r"^bn_momentum must be in \[0, 1\], got 1.5$"),
+    (dict(name="mobilenet_v1", round_nearest=0), "^round_nearest must be an integer >= 1, got 0$"),
+    (dict(name="mobilenet_v2", last_channels=0), "^last_channels must be an integer >= 1, got 0$"),
+    (dict(name="shufflenet_v2", groups=0), "^groups must be an integer >= 1, got 0$"),
 ])
 def test_bad_model_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         create_model(**kwargs)
+
+
+def test_accepted_knob_values():
+    """The checks refuse only wrong values: numpy numbers, integers for float knobs, None where a knob has a family
+    default, and the boundaries all build."""
+    create_model("mobilenet_v2", alpha=np.float32(0.5), expansion=4, bn_momentum=0.0, kernel_size=1,
+                 last_channels=np.int64(640), dropout=0)
+    create_model("mobilenet_v3_small", kernel_size=None, activation=None, bn_momentum=1.0, bn_epsilon=1e-3)
+    v3 = create_model("mobilenet_v3_small", alpha=0.5, kernel_size=7, small_input=True)
+    assert {s[0] for k, s in param_shapes(v3).items() if "conv_dw" in k} == {7}
 
 
 def test_resolution_too_small():

@@ -3,6 +3,7 @@ fields, validation, the classification head) and the one small-input rule."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, Sequence
 
 import jax
@@ -12,6 +13,32 @@ from flax import linen as nn
 from mobilejax.ops import DEPTHWISE_IMPLS
 
 Dtype = Any
+
+
+# A knob's annotation ("float", "int | None", ...) -> the values it accepts and how an error names them.
+KNOB_TYPES = {"float": (float, "a number"), "int": (int, "an integer"), "bool": (bool, "True or False"),
+              "str": (str, "a string")}
+_ACCEPTS = {"float": numbers.Real, "int": numbers.Integral, "bool": bool, "str": str}
+
+
+def knob_type(field: dataclasses.Field) -> tuple[str, bool]:
+    """A model field's base type name ("float", "int", "bool", "str" or another) and whether it may be None."""
+    parts = [p.strip() for p in str(field.type).split("|")]
+    return parts[0], "None" in parts[1:]
+
+
+def check_knob_types(module: nn.Module) -> None:
+    """Every field annotated float / int / bool / str holds such a value (None only where the annotation allows it;
+    a bool is not a number here, an integer is a float): `residual="no"` or `small_input=1` fails naming the knob
+    instead of being taken as true."""
+    for field in dataclasses.fields(module):
+        base, optional = knob_type(field)
+        value = getattr(module, field.name, None)
+        if base not in KNOB_TYPES or (value is None and optional):
+            continue
+        if not isinstance(value, _ACCEPTS[base]) or (base != "bool" and isinstance(value, bool)):
+            allowed = KNOB_TYPES[base][1] + (" or None" if optional else "")
+            raise ValueError(f"{field.name} must be {allowed}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,8 +76,10 @@ class Classifier(nn.Module):
     dtype: Dtype | None = None
 
     def __post_init__(self):
-        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not self.alpha > 0:
+        """The checks every family shares; a family's own `__post_init__` calls this first, then checks its knobs."""
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, numbers.Real) or not self.alpha > 0:
             raise ValueError(f"alpha (width multiplier) must be a number > 0, got {self.alpha!r}")
+        check_knob_types(self)
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {self.num_classes!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -59,7 +88,20 @@ class Classifier(nn.Module):
             raise ValueError(f"unknown depthwise_impl {self.depthwise_impl!r}; allowed: {', '.join(DEPTHWISE_IMPLS)}")
         if self.padding not in ("symmetric", "same"):
             raise ValueError(f"unknown padding {self.padding!r}; allowed: symmetric (torchvision), same (Keras)")
+        if not 0.0 <= self.bn_momentum <= 1.0:
+            raise ValueError(f"bn_momentum must be in [0, 1], got {self.bn_momentum!r}")
+        if not self.bn_epsilon > 0:
+            raise ValueError(f"bn_epsilon must be > 0, got {self.bn_epsilon!r}")
+        kernel = getattr(self, "kernel_size", None)  # every family has one (MobileNetV3's None: the paper's kernels)
+        if kernel is not None and (kernel < 1 or kernel % 2 == 0):
+            raise ValueError(f"kernel_size must be an odd integer >= 1 (3, 5, 7, ...), got {kernel!r}")
         super().__post_init__()
+
+    def check_positive(self, *knobs: str) -> None:
+        """Each named integer knob is >= 1."""
+        for knob in knobs:
+            if getattr(self, knob) < 1:
+                raise ValueError(f"{knob} must be an integer >= 1, got {getattr(self, knob)!r}")
 
     @property
     def ls(self) -> LayerSettings:

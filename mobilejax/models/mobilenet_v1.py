@@ -26,8 +26,9 @@ class MobileNetV1(Classifier):
     round_nearest: int = 8
 
     def __post_init__(self):
-        check_activation(self.activation)
         super().__post_init__()
+        check_activation(self.activation)
+        self.check_positive("round_nearest")
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

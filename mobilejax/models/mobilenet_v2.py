@@ -30,11 +30,12 @@ class MobileNetV2(Classifier):
     last_channels: int = 1280
 
     def __post_init__(self):
+        super().__post_init__()
         check_activation(self.activation)
         check_activation(self.bottleneck_activation, "bottleneck_activation")
         if not self.expansion > 0:
             raise ValueError(f"expansion must be > 0, got {self.expansion!r}")
-        super().__post_init__()
+        self.check_positive("round_nearest", "last_channels")
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:

@@ -39,11 +39,11 @@ class MobileNetV3(Classifier):
     se_gate: str = "hard_sigmoid"
 
     def __post_init__(self):
+        super().__post_init__()
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown MobileNetV3 variant {self.variant!r}; allowed: {', '.join(VARIANTS)}")
         check_activation(self.activation)
         check_activation(self.se_gate, "se_gate")
-        super().__post_init__()
 
     def _act(self, default: str) -> str:
         if self.activation is not None:
@@ -61,7 +61,7 @@ class MobileNetV3(Classifier):
         for i, ((k, e, c, se, act, _), s) in enumerate(zip(blocks, strides)):
             if self.minimalistic:
                 k, se = 3, False
-            k = self.kernel_size or k
+            k = k if self.kernel_size is None else self.kernel_size
             # The expansion is a ratio of the block's input width (as in the TF reference and Keras), so at alpha != 1
             # the expanded width follows the rounded input width rather than rounding e * alpha on its own.
             expanded = make_divisible(c_in * e / c_in_paper, 8)

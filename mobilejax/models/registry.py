@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 from flax import linen as nn
 
+from mobilejax.models.base import KNOB_TYPES, knob_type
 from mobilejax.models.mobilenet_v1 import MobileNetV1
 from mobilejax.models.mobilenet_v2 import MobileNetV2
 from mobilejax.models.mobilenet_v3 import MobileNetV3
@@ -22,7 +23,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 # Fields that are set by the training code, not by a config's model section.
 NOT_KNOBS = ("parent", "name", "num_classes", "dtype")
-_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
 
 
 def model_names() -> list[str]:
@@ -54,10 +54,10 @@ def knob_types() -> dict[str, type]:
         for f in _fields(name):
             if f.name in NOT_KNOBS:
                 continue
-            base = str(f.type).split("|")[0].strip()
-            if base not in _TYPES:
-                raise TypeError(f"{name}.{f.name}: knob type {f.type!r} is not one of {', '.join(_TYPES)}")
-            out.setdefault(f.name, _TYPES[base])
+            base, _ = knob_type(f)
+            if base not in KNOB_TYPES:
+                raise TypeError(f"{name}.{f.name}: knob type {f.type!r} is not one of {', '.join(KNOB_TYPES)}")
+            out.setdefault(f.name, KNOB_TYPES[base][0])
     return out
 
 

@@ -28,11 +28,12 @@ class ShuffleNetV2(Classifier):
     kernel_size: int = 3
 
     def __post_init__(self):
+        super().__post_init__()
         if float(self.alpha) not in WIDTHS:
             raise ValueError(f"unsupported ShuffleNetV2 width alpha={self.alpha!r}; allowed: "
                              f"{', '.join(str(a) for a in WIDTHS)}")
         check_activation(self.activation)
-        super().__post_init__()
+        self.check_positive("groups")
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
