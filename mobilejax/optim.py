@@ -15,15 +15,47 @@ OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("cosine", "linear", "step", "exponential", "constant")
 
 
+# config.optim's numbers and the values that make sense for them (checked before a run writes anything).
+RANGES = {
+    "learning_rate": (lambda v: v > 0, "> 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1) (0: off)"),
+    "rmsprop_decay": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "rmsprop_eps": (lambda v: v > 0, "> 0"),
+    "adam_b1": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "adam_b2": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "warmup_epochs": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "step_epochs": (lambda v: all(e >= 0 for e in v), "epochs >= 0"),
+    "step_factor": (lambda v: v > 0, "> 0"),
+    "decay_rate": (lambda v: v > 0, "> 0"),
+    "decay_epochs": (lambda v: v > 0, "> 0"),
+    "min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1] (a fraction of the peak learning rate)"),
+    "label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1) (0: off)"),
+    "grad_clip_norm": (lambda v: v >= 0, ">= 0 (0: off)"),
+    "ema_decay": (lambda v: 0 <= v < 1, "in [0, 1) (0: off)"),
+}
+
+
+def validate(optim_config) -> None:
+    """config.optim's names and numbers: an unknown optimizer or schedule, or a number outside its range, is a
+    ValueError naming the setting, its value and what is allowed (a negative weight decay or a label smoothing of 1.5
+    would otherwise train, to nonsense)."""
+    c = optim_config
+    if c.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optim.optimizer {c.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if c.schedule not in SCHEDULES:
+        raise ValueError(f"unknown optim.schedule {c.schedule!r}; allowed: {', '.join(SCHEDULES)}")
+    for key, (ok, allowed) in RANGES.items():
+        if key in c and not ok(c[key]):
+            raise ValueError(f"optim.{key}={c[key]!r} is invalid; allowed: {allowed}")
+
+
 def schedule_numbers(optim_config, steps_per_epoch: int, total_steps: int) -> dict:
     """The numbers `create_schedule` builds the schedule from, resolved from `config.optim` and the run's length:
     two runs whose numbers agree have the same schedule (and so can share compiled code, `train/program.py`),
     whatever their lengths; a constant schedule without warm-up does not depend on the length at all."""
     c = optim_config
-    if c.schedule not in SCHEDULES:
-        raise ValueError(f"unknown optim.schedule {c.schedule!r}; allowed: {', '.join(SCHEDULES)}")
-    if not c.learning_rate > 0:
-        raise ValueError(f"optim.learning_rate must be > 0, got {c.learning_rate!r}")
+    validate(c)
     warmup = min(int(round(c.warmup_epochs * steps_per_epoch)), max(total_steps - 1, 0))
     n = {"kind": c.schedule, "peak": float(c.learning_rate), "warmup": warmup}
     rest = max(total_steps - warmup, 1)
@@ -83,8 +115,7 @@ def create_optimizer(optim_config, schedule: optax.Schedule, finetune=None) -> o
 
 def _optimizer(optim_config, schedule: optax.Schedule) -> optax.GradientTransformation:
     c = optim_config
-    if c.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optim.optimizer {c.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
+    validate(c)
     mask = None if c.decay_bn_and_bias else decay_mask
     chain = []
     if c.grad_clip_norm and c.grad_clip_norm > 0:

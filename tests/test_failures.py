@@ -224,14 +224,22 @@ def test_config_file_errors(tmp_path, capsys):
 
 
 def test_validation_errors_write_nothing(tmp_path, digits_dir, capsys):
+    """Each bad setting is one line naming it (and its value), exit code 2, and no workdir."""
     workdir = tmp_path / "w"
-    for override in ("--config.model.name=mobilenet_v9", "--config.data.dataset=image_folder:/nonexistent/dir",
-                     "--config.batch_size=0", "--config.data.train_augment=mixup", "--config.eval_shift=-1",
-                     "--config.data.mixup_alpha=-0.2"):
+    for override, named in (("model.name=mobilenet_v9", "'mobilenet_v9'"),
+                            ("data.dataset=image_folder:/nonexistent/dir", "'/nonexistent/dir'"),
+                            ("batch_size=0", "batch_size=0"), ("data.train_augment=mixup", "data.train_augment='mixup'"),
+                            ("eval_shift=-1", "eval_shift=-1"), ("data.mixup_alpha=-0.2", "data.mixup_alpha=-0.2"),
+                            ("optim.weight_decay=-1", "optim.weight_decay=-1.0 is invalid; allowed: >= 0"),
+                            ("optim.label_smoothing=1.5", "optim.label_smoothing=1.5 is invalid; allowed: in [0, 1)"),
+                            ("eval_every_epochs=0", "eval_every_epochs=0.0 is invalid; allowed: a number of epochs > 0"),
+                            ("keep_checkpoints=0", "keep_checkpoints=0 is invalid; allowed: an integer >= 1"),
+                            ("init_checkpoint=last", "init_checkpoint='last' is invalid; allowed: best, latest"),
+                            ("data.image_size=0", "data.image_size=0 is invalid; allowed: a positive integer")):
         code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
-                         f"--config.data.data_dir={digits_dir}", override, "--workdir", str(workdir))
+                         f"--config.data.data_dir={digits_dir}", f"--config.{override}", "--workdir", str(workdir))
         line = one_error_line(cap.err)
-        assert code == 2, line
+        assert code == 2 and named in line, (override, line)
         assert not os.path.exists(workdir), override
 
 

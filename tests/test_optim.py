@@ -31,5 +31,36 @@ def test_schedules_warm_up_then_follow_their_kind(schedule, expected):
 def test_bad_schedule_settings_name_the_value():
     with pytest.raises(ValueError, match="unknown optim.schedule 'cosin'; allowed: cosine, linear, step"):
         create_schedule(_optim("cosin"), 10, 100)
-    with pytest.raises(ValueError, match="optim.learning_rate must be > 0, got 0.0"):
+    with pytest.raises(ValueError, match=r"optim.learning_rate=0.0 is invalid; allowed: > 0"):
         create_schedule(_optim("cosine", learning_rate=0.0), 10, 100)
+
+
+@pytest.mark.parametrize("key,bad,allowed,edge", [
+    ("weight_decay", -1e-4, ">= 0", 0.0),
+    ("momentum", 1.0, r"in \[0, 1\)", 0.0),
+    ("rmsprop_decay", -0.1, r"in \[0, 1\)", 0.0),
+    ("rmsprop_eps", 0.0, "> 0", 1e-8),
+    ("adam_b1", 1.5, r"in \[0, 1\)", 0.0),
+    ("adam_b2", 1.0, r"in \[0, 1\)", 0.999),
+    ("warmup_epochs", -1.0, ">= 0", 0.0),
+    ("step_epochs", (-1, 2), "epochs >= 0", (0, 2)),
+    ("step_factor", 0.0, "> 0", 2.0),
+    ("decay_rate", 0.0, "> 0", 1.0),
+    ("decay_epochs", -2.4, "> 0", 0.5),
+    ("min_lr_ratio", 1.5, r"in \[0, 1\]", 1.0),
+    ("label_smoothing", 1.0, r"in \[0, 1\)", 0.0),
+    ("grad_clip_norm", -1.0, ">= 0", 0.0),
+    ("ema_decay", 1.0, r"in \[0, 1\)", 0.0),
+])
+def test_optimizer_numbers_out_of_range_are_refused(key, bad, allowed, edge):
+    """Each optimizer number outside its range is refused with its name, value and range; the edge of the range (and
+    so every shipped config) is accepted, by both the schedule and the optimizer."""
+    from mobilejax.optim import create_optimizer
+    c = _optim("step", **{key: bad})
+    with pytest.raises(ValueError, match=rf"^optim\.{key}={bad!r} is invalid; allowed: ".replace("(", r"\(")
+                       .replace(")", r"\)") + allowed):
+        create_schedule(c, 10, 100)
+    with pytest.raises(ValueError, match=f"optim.{key}="):
+        create_optimizer(c, lambda step: 0.1)
+    c[key] = edge
+    create_optimizer(c, create_schedule(c, 10, 100))

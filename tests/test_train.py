@@ -232,8 +232,9 @@ def test_finetune_config_changes_the_flowers_recipe_it_starts_from():
 @pytest.mark.parametrize("config_file", sorted(f for f in os.listdir(os.path.join(ROOT, "configs"))
                                                if f.endswith(".py")))
 def test_every_config_file_loads_and_builds(config_file):
-    from mobilejax.train import build_model
+    from mobilejax.train import build_model, validate_config
     cfg = load_config([f"--config={ROOT}/configs/{config_file}"])
+    validate_config(cfg)  # every setting in range (what `mobilejax train` checks before it writes anything)
     model = build_model(cfg, 5)
     assert model.num_classes == 5
     assert "mobilejax train --config configs/" in open(os.path.join(ROOT, "configs", config_file)).read()

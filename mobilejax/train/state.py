@@ -10,9 +10,12 @@ import numpy as np
 from flax.training import train_state
 from jax.sharding import Mesh
 
+from mobilejax import optim
+from mobilejax.data import Options
 from mobilejax.errors import UsageError
 from mobilejax.models import create_model_from_config
 from mobilejax.train import mixing, resizing
+from mobilejax.train.pretrained import CHECKPOINTS
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -24,7 +27,8 @@ class TrainState(train_state.TrainState):
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-    """The run-level settings (model, data and optimizer settings are checked where they are used)."""
+    """Every setting of a run, before anything is written or read: the run-level ones here, the data, optimizer,
+    mixing, resizing and model settings by the modules that use them."""
     n, hosts = jax.device_count(), jax.process_count()
     where = f"{n}" if hosts == 1 else f"{n}: {hosts} processes x {jax.local_device_count()}"
     for key in ("batch_size", "eval_batch_size"):
@@ -36,6 +40,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                          "set num_epochs > 0 or num_train_steps > 0")
     if config.dtype not in DTYPES:
         raise UsageError(f"unknown dtype {config.dtype!r}; allowed: {', '.join(DTYPES)}")
+    for key in ("log_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+        if config[key] < 1:
+            raise UsageError(f"{key}={config[key]!r} is invalid; allowed: an integer >= 1")
+    if not config.eval_every_epochs > 0:
+        raise UsageError(f"eval_every_epochs={config.eval_every_epochs!r} is invalid; allowed: a number of epochs > 0 "
+                         "(e.g. 0.5 or 10)")
+    if config.get("init_checkpoint", "best") not in CHECKPOINTS:
+        raise UsageError(f"init_checkpoint={config.init_checkpoint!r} is invalid; allowed: {', '.join(CHECKPOINTS)}")
+    Options.from_config(config.data)
+    optim.validate(config.optim)
     eval_views(config)
     mixing.validate(config.data.mixup_alpha, config.data.cutmix_alpha)
     resizing.validate(config.data, config.num_epochs if config.num_train_steps <= 0 else 0)
