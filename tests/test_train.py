@@ -71,6 +71,12 @@ def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
     assert len(lines) == 2 and len(lines[0]["top"]) == 3  # top-5 capped at the 3 classes
     assert {t["class"] for t in lines[0]["top"]} == {"cat", "dog", "frog"}
     assert abs(sum(t["probability"] for t in lines[0]["top"]) - 1) < 1e-4
+    for args, message in ((["--top-k", "0", img], "--top-k=0 is invalid; allowed: an integer >= 1"),
+                          ([os.path.join(folder, "val")], f"'{os.path.join(folder, 'val')}' is a directory; give the "
+                                                          "image files")):
+        assert cli.main(["predict", "--workdir", str(tmp_path), *args]) == 2
+        cap = capsys.readouterr()
+        assert cap.out == "" and cap.err.startswith(f"mobilejax: error: {message}") and cap.err.count("\n") == 1
 
 
 def test_model_learns_a_separable_problem(tmp_path, folder):

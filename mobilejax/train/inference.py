@@ -58,7 +58,12 @@ def predict(config: ml_collections.ConfigDict, workdir: str, paths: list[str], t
     from mobilejax.data import load_image_for_predict
 
     run = workdir_lib.load_run(workdir)
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise UsageError(f"--top-k={top_k!r} is invalid; allowed: an integer >= 1 (more than the "
+                         f"{run['num_classes']} classes lists them all)")
     for p in paths:
+        if os.path.isdir(p):
+            raise UsageError(f"{p!r} is a directory; give the image files (e.g. {os.path.join(p, '*.jpg')})")
         if not os.path.isfile(p):
             raise UsageError(f"image file {p!r} does not exist")
     model, steps, state, _ = restore(config, workdir, checkpoint, run["num_classes"], run["image_size"])
