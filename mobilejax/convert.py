@@ -263,6 +263,9 @@ def convert(source: str, model: str, weights: str, out: str, alpha: float = 1.0,
         raise UsageError(f"{source} has no {model!r} to convert; allowed: {', '.join(known)}")
     if not os.path.isfile(weights):
         raise UsageError(f"weight file {weights!r} does not exist")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise UsageError(f"--num-classes={num_classes!r} is invalid; allowed: an integer >= 1 (the weight file's "
+                         "classifier outputs)")
     if os.path.exists(os.path.join(out, workdir_lib.RUN_FILE)):
         raise UsageError(f"{out!r} already holds a run; choose a new --out directory")
 

@@ -197,6 +197,9 @@ def test_bad_weight_files(tmp_path):
         convert_lib.convert("keras", "shufflenet_v2", path, str(tmp_path / "c"))
     with pytest.raises(UsageError, match="weight file '.*missing.h5' does not exist"):
         convert_lib.convert("keras", "mobilenet_v2", str(tmp_path / "missing.h5"), str(tmp_path / "c"))
+    with pytest.raises(UsageError, match=r"--num-classes=0 is invalid; allowed: an integer >= 1"):
+        convert_lib.convert("keras", "mobilenet_v2", path, str(tmp_path / "c"), alpha=0.5, num_classes=0)
+    assert not os.path.exists(tmp_path / "c")
     # a torchvision state dict of another width, and one with a layer missing
     import json
     with open(FIXTURE) as f:
