@@ -73,6 +73,7 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
     config.optim.weight_decay, config.optim.label_smoothing, config.optim.warmup_epochs = 0.0, 0.0, 0.0
     config.optim.schedule = "constant"
     net = build_model(config, num_classes)
+    net.check_input(jax.ShapeDtypeStruct((batch, resolution, resolution, 3), np.float32))  # one line, not a trace
     from mobilejax.optim import create_optimizer, create_schedule
     schedule = create_schedule(config.optim, 1, 1)
     tx = create_optimizer(config.optim, schedule)

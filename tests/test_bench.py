@@ -48,6 +48,12 @@ def test_bench_rejects_bad_input(capsys):
     assert cli.main(["bench", "mobilenet_v9", "--steps", "1"]) == 2
     assert "unknown model 'mobilenet_v9'" in capsys.readouterr().err
     assert cli.main(["bench", "mobilenet_v2", "--steps", "0"]) == 2
+    capsys.readouterr()
+    # a negative resolution: the model's own one-line limit, before any array is made
+    assert cli.main(["bench", "mobilenet_v1", "--alpha", "0.25", "--resolution", "-32", "--steps", "1"]) == 2
+    assert capsys.readouterr().err == ("mobilejax: error: resolution -32x-32 is too small for MobileNetV1: its strides "
+                                       "reduce the input 32x, so height and width must be at least 32 "
+                                       "(small_input=True lowers this to 8, for 32x32 data)\n")
 
 
 def test_malloc_environment(monkeypatch):
