@@ -121,8 +121,9 @@ ARG_ALIASES = {"alpha": "model.alpha", "dataset": "data.dataset", "res": "data.i
 
 
 def parse_arg(arg: str | dict | None) -> dict:
-    """"a=1,b=x" -> {"a": 1, "b": "x"} (values parsed as Python literals where they are one); a dict is copied (a
-    config file calling another one's `get_config`)."""
+    """"a=1,b=x" -> {"a": 1, "b": "x"} (values parsed as Python literals where they are one, and true / false in
+    any case as booleans, as `--config.KEY=false` reads them); a dict is copied (a config file calling another one's
+    `get_config`)."""
     if isinstance(arg, dict):
         return dict(arg)
     out = {}
@@ -136,7 +137,7 @@ def parse_arg(arg: str | dict | None) -> dict:
         try:
             value = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            pass
+            value = {"true": True, "false": False}.get(value.strip().lower(), value)
         out[key.strip()] = value
     return out
 

@@ -256,10 +256,11 @@ def test_bad_model_settings_fail_before_the_data_is_prepared(tmp_path, capsys):
                          f"--config.data.data_dir={data_dir}", override, "--workdir", str(tmp_path / "w"))
         assert code == 2 and message in one_error_line(cap.err)
         assert not os.listdir(data_dir) and not os.path.exists(tmp_path / "w")
-    # `--option` values are Python literals or else strings: a misspelt bool is refused, not taken as true
-    code, cap = _cli(capsys, "summary", "mobilenet_v2", "--option", "residual=false")
+    # `--option` values are Python literals, true/false in any case, or else strings: a misspelt bool is refused,
+    # not taken as true (a non-empty string)
+    code, cap = _cli(capsys, "summary", "mobilenet_v2", "--option", "residual=no")
     assert code == 2 and cap.out == ""
-    assert one_error_line(cap.err) == "mobilejax: error: residual must be True or False, got 'false'"
+    assert one_error_line(cap.err) == "mobilejax: error: residual must be True or False, got 'no'"
 
 
 def test_unwritable_workdir(tmp_path, digits_dir, capsys):

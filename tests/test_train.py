@@ -213,6 +213,11 @@ def test_config_file_arguments_and_overrides():
         load_config([f"--config={ROOT}/configs/quickstart.py:optim.lerning_rate=0.1"])
     with pytest.raises(UsageError, match="--config FILE is required"):
         load_config([])
+    # config-file arguments and --option values share one parser: literals, true/false in any case, else strings
+    from mobilejax.config import parse_args
+    assert parse_args(["a=1,b=0.5,c=True", "d=false,e=FALSE,f=tRue", "g=/photos"]) == dict(
+        a=1, b=0.5, c=True, d=False, e=False, f=True, g="/photos")
+    assert load_config([f"--config={ROOT}/configs/quickstart.py:model.residual=false"]).model.residual is False
 
 
 def test_finetune_config_changes_the_flowers_recipe_it_starts_from():
