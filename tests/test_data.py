@@ -307,6 +307,10 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(ValueError, match=r"split 'train' of image folder .*noimages' holds no images"):
         open_folder(tmp_path / "noimages", train_split="train", eval_split="train")
     make_folder(tmp_path / "ok", {"train": {"a": 3}, "val": {"a": 2}}, size=(4, 4))
+    # images there, but a slice too small to select one of them (tfds's rounding): said so, not "holds no images"
+    with pytest.raises(ValueError, match=r"^split 'train\[:10%\]' of image folder .*ok' selects none of the 3 images "
+                                         r"of train: its slice is empty"):
+        open_folder(tmp_path / "ok", train_split="train[:10%]", eval_split="val")
     with pytest.raises(ValueError, match=r"unknown split 'test' .*available splits: train, val"):
         open_folder(tmp_path / "ok", train_split="train", eval_split="test")
     with pytest.raises(ValueError, match=r"batch_size=2 is larger|no batch"):

@@ -218,6 +218,9 @@ def test_process_shares_make_the_global_batch(folder):
      r"data.image_size \(8\) with data.pipeline='memory'"),
     (dict(pipeline="memory", image_size=16), r"is 8x8 px; data.pipeline='memory' needs every image at "
      r"data.image_size=16"),
+    # the same message as the tf.data pipeline's (test_data.py) for a slice that selects nothing
+    (dict(pipeline="memory", eval_split="train[100%:]"), r"split 'train\[100%:\]' of image folder .* selects none "
+     r"of the \d+ images of train: its slice is empty"),
 ])
 def test_errors_name_the_value(folder, overrides, message):
     with pytest.raises(ValueError, match=message):

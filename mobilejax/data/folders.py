@@ -109,6 +109,20 @@ def slice_bounds(spec: str, sizes: dict[str, int], where: str) -> list[tuple[str
     return out
 
 
+def empty_selection_error(spec: str, split_files: dict[str, list[tuple[str, str]]], root: str,
+                          where: str) -> ValueError:
+    """Why split `spec` selected no image: its folders hold none, or its slice is too small for the images they
+    hold (tfds's rounding: `train[:1%]` of 21 images is empty)."""
+    names = [re.sub(r"\[.*$", "", s).strip() for s in re.split(r"\s*\+\s*", str(spec).strip())]
+    held = sum(len(split_files.get(n, ())) for n in names)
+    if held:
+        return ValueError(f"split {spec!r} of {where} selects none of the {held} images of {', '.join(names)}: "
+                          "its slice is empty (percent slices round to whole images; widen it)")
+    dirs = ", ".join(os.path.join(root, n) for n in names)
+    return ValueError(f"split {spec!r} of {where} holds no images (looked for {'/'.join(IMAGE_EXTENSIONS)} files in "
+                      f"<class> folders of {dirs})")
+
+
 def select(spec: str, split_files: dict[str, list[tuple[str, str]]], class_names: list[str],
            where: str) -> list[tuple[str, str]]:
     """The (path, class) pairs of a split spec, in stratified order."""

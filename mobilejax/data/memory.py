@@ -113,7 +113,7 @@ class MemoryDatasets(DatasetsBase):
                  process: tuple[int, int] = (0, 1)):
         super().__init__(options, batch_size, eval_batch_size, seed, process)
         root = os.path.expanduser(options.dataset.strip()[len(IMAGE_FOLDER_PREFIX):].strip())
-        self._where = f"image folder {root!r}"
+        self._root, self._where = root, f"image folder {root!r}"
         self._split_files, self.class_names = folders.list_folder(root)
         self._splits: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.num_eval_examples = len(self._split(options.eval_split)[1])
@@ -125,7 +125,7 @@ class MemoryDatasets(DatasetsBase):
         if spec not in self._splits:
             selected = folders.select(spec, self._split_files, self.class_names, self._where)
             if not selected:
-                raise ValueError(f"split {spec!r} of {self._where} holds no images")
+                raise folders.empty_selection_error(spec, self._split_files, self._root, self._where)
             label = {c: i for i, c in enumerate(self.class_names)}
             images = decode_images([p for p, _ in selected], self.image_size, self._where)
             self._splits[spec] = images, np.asarray([label[c] for _, c in selected], np.int32)

@@ -15,7 +15,6 @@ import tensorflow_datasets as tfds
 
 from mobilejax.data import folders
 from mobilejax.data import sklearn_digits  # noqa: F401  (registers the `sklearn_digits` TFDS builder)
-from mobilejax.data.folders import IMAGE_EXTENSIONS
 from mobilejax.data.options import IMAGE_FOLDER_PREFIX
 from mobilejax.data.tensorflow_cpu import tf
 
@@ -136,9 +135,7 @@ class ImageFolderSource:
     def load(self, spec: str) -> Split:
         selected = self.select(spec)
         if not selected:
-            split_dirs = ", ".join(os.path.join(self.root, s) for s in _split_names(spec))
-            raise ValueError(f"split {spec!r} of {self.where} holds no images (looked for "
-                             f"{'/'.join(IMAGE_EXTENSIONS)} files in <class> folders of {split_dirs})")
+            raise folders.empty_selection_error(spec, self.split_files, self.root, self.where)
         paths = [p for p, _ in selected]
         labels = [self._label[c] for _, c in selected]
         ds = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int64)))
