@@ -34,12 +34,13 @@ def _place(x: np.ndarray, sharding: jax.sharding.Sharding) -> jax.Array:
 
 
 class Checkpoints:
-    def __init__(self, workdir: str, keep: int = 2):
+    def __init__(self, workdir: str, keep: int = 2, create: bool = True):
+        """`create=False`: only read (another run's checkpoints, e.g. fine-tuning's init_from): no directory is made."""
         self.workdir = os.path.abspath(workdir)
-        opts = ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1), create=True,
+        opts = ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1), create=create,
                                             enable_async_checkpointing=False)
         self.latest = ocp.CheckpointManager(os.path.join(self.workdir, "checkpoints"), options=opts)
-        best_opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False)
+        best_opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=create, enable_async_checkpointing=False)
         self.best = ocp.CheckpointManager(os.path.join(self.workdir, "best"), options=best_opts)
 
     def _manager(self, which: str) -> ocp.CheckpointManager:

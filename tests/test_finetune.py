@@ -81,6 +81,14 @@ def test_weights_that_do_not_fit(tmp_path, folder, pretrained):
     with pytest.raises(UsageError, match=r"init_from .*: \d+ tensor\(s\) do not fit this model \(.*\): it holds "
                                          r"another model or width"):
         train_and_evaluate(c, str(tmp_path / "wide"))
+    # checked before anything is written, and the init_from directory is only read (it used to get empty
+    # checkpoints/ and best/ folders)
     c = _finetune_config(folder, str(tmp_path / "nothing"))
+    with pytest.raises(UsageError, match=r"init_from='.*nothing' is not a directory \(a run directory of"):
+        train_and_evaluate(c, str(tmp_path / "none"))
+    (tmp_path / "empty").mkdir()
+    c = _finetune_config(folder, str(tmp_path / "empty"))
     with pytest.raises(UsageError, match="holds no latest checkpoint"):
         train_and_evaluate(c, str(tmp_path / "none"))
+    assert not os.path.exists(tmp_path / "nothing") and os.listdir(tmp_path / "empty") == []
+    assert not os.path.exists(tmp_path / "none")

@@ -16,21 +16,31 @@ from mobilejax.optim import HEAD
 CHECKPOINTS = ("best", "latest")
 
 
-def load(run_dir: str, which: str = "best") -> tuple[dict, dict, int]:
-    """(params, batch_stats, step) of a run directory's checkpoint as numpy arrays, whatever devices wrote it."""
-    from mobilejax.checkpoint import Checkpoints, ocp
+def checkpoint_path(run_dir: str, which: str = "best") -> tuple[str, int]:
+    """(path, step) of a run directory's `which` checkpoint; a UsageError if there is none. Only reads `run_dir`
+    (a training run checks its init_from with this before it writes anything)."""
+    from mobilejax.checkpoint import Checkpoints
 
     if which not in CHECKPOINTS:
         raise UsageError(f"init_checkpoint={which!r} is invalid; allowed: {', '.join(CHECKPOINTS)}")
-    ckpt = Checkpoints(run_dir)
+    needed = "a run directory of `mobilejax train` or `mobilejax convert` is needed"
+    if not os.path.isdir(run_dir):
+        raise UsageError(f"init_from={run_dir!r} is not a directory ({needed})")
+    ckpt = Checkpoints(run_dir, create=False)  # another run's directory: read it, never add to it
     try:
         step = ckpt.latest_step(which)
         if step is None:
-            raise UsageError(f"init_from={run_dir!r} holds no {which} checkpoint (a run directory of `mobilejax "
-                             "train` or `mobilejax convert` is needed)")
-        path = os.path.join(ckpt.directory(which), str(step), "state")
+            raise UsageError(f"init_from={run_dir!r} holds no {which} checkpoint ({needed})")
+        return os.path.join(ckpt.directory(which), str(step), "state"), int(step)
     finally:
         ckpt.close()
+
+
+def load(run_dir: str, which: str = "best") -> tuple[dict, dict, int]:
+    """(params, batch_stats, step) of a run directory's checkpoint as numpy arrays, whatever devices wrote it."""
+    from mobilejax.checkpoint import ocp
+
+    path, step = checkpoint_path(run_dir, which)
     reader = ocp.StandardCheckpointer()
     try:
         tree = reader.metadata(path).item_metadata.tree
