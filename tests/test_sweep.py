@@ -263,6 +263,20 @@ def test_dry_run_prints_exactly_the_trials(tmp_path, image_folder, capsys):
     assert out.out.count("not started") == 4 and "missing" in out.err
 
 
+def test_report_of_what_is_not_a_directory_of_runs(tmp_path, capsys):
+    """An empty folder, and one training run given instead of the folder holding runs: one line each saying which."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    for d, message in (("empty", "holds neither a sweep.json nor any training run"),
+                       ("run", "is one training run; `mobilejax report` reads a directory of runs")):
+        assert cli.main(["report", str(tmp_path / d)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"mobilejax: error: {str(tmp_path / d)!r} {message}" + err.split(message)[1]
+        assert err.count("\n") == 1
+    assert os.listdir(tmp_path / "empty") == [] and os.listdir(tmp_path / "run") == ["config.json"]
+
+
 def test_report_of_partial_sweep_without_training(tmp_path, image_folder):
     exp = experiment(tmp_path, image_folder, product={"model.alpha": [0.25, 0.5, 0.75]})
     sweep = str(tmp_path / "sweep")

@@ -57,6 +57,9 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
                    r["trial"], r["seed"]) for r in find_runs(workdir)]
         state = {}
         if not trials:
+            if os.path.exists(os.path.join(workdir, "config.json")):
+                raise FileNotFoundError(f"{workdir!r} is one training run; `mobilejax report` reads a directory of "
+                                        "runs (a sweep's --workdir, or a folder holding several run directories)")
             raise FileNotFoundError(f"{workdir!r} holds neither a sweep.json nor any training run")
     rows = []
     for name, overrides, trial, seed in trials:
