@@ -8,6 +8,7 @@ Fields:
 """
 import ast
 import os
+import sys
 
 import ml_collections
 from absl import flags
@@ -216,6 +217,7 @@ def load_config(config_args: list[str], base: ml_collections.ConfigDict | None =
     for a in config_args:
         if not a.startswith("--config"):
             raise UsageError(f"unexpected argument {a!r}; expected --config FILE[:ARGS] or --config.KEY=VALUE")
+    path = "the saved config"
     if base is None:
         files = [a.split("=", 1)[1] for a in config_args if a.startswith("--config=")]
         if not files:
@@ -226,6 +228,10 @@ def load_config(config_args: list[str], base: ml_collections.ConfigDict | None =
     elif any(a.startswith("--config=") for a in config_args):
         raise UsageError("this command reads the config saved in the workdir: give only --config.KEY=VALUE overrides")
     argv = ["mobilejax"] + config_args
+    # ml-collections loads every config file as the module `config_config`, executing it into the module object a
+    # previous load left in sys.modules: in one process (a notebook, in-process sweep trials) a file without
+    # get_config() would run the previous file's. Each load starts from a fresh module.
+    sys.modules.pop("config_config", None)
     fv = flags.FlagValues()
     try:  # config_flags discovers the `--config.*` override flags from the argv given here (not from sys.argv)
         if base is None:
@@ -238,8 +244,24 @@ def load_config(config_args: list[str], base: ml_collections.ConfigDict | None =
         fv(argv)
         config = fv["config"].value
     except Exception as e:  # a broken config file raises anything; report it as one line
-        raise UsageError(f"bad config: {one_line(e)}") from None
+        if "has no attribute 'get_config'" in config_error(e):
+            raise UsageError(f"bad config: {path!r} defines no get_config() function") from None
+        raise UsageError(f"bad config: {config_error(e)}") from None
+    if not isinstance(config, ml_collections.ConfigDict):
+        raise UsageError(f"bad config: get_config() of {path!r} returned {type(config).__name__}, not an "
+                         "ml_collections.ConfigDict")
     return config
+
+
+def config_error(e: BaseException) -> str:
+    """What went wrong in a config file or override, on one line: ml-collections wraps an exception raised inside
+    the file in messages that carry its whole traceback, so the first exception of the chain without one is told,
+    with its type unless it is a flag error (a bad `--config.KEY=VALUE`)."""
+    chain = [e]
+    while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    told = next((x for x in chain if "Traceback (most recent call last)" not in str(x)), chain[-1])
+    return one_line(told) if isinstance(told, flags.Error) else f"{type(told).__name__}: {one_line(told)}"
 
 
 def one_line(e: BaseException) -> str:

@@ -213,10 +213,20 @@ def _cli(capsys, *argv):
 def test_config_file_errors(tmp_path, capsys):
     code, cap = _cli(capsys, "train", "--config", str(tmp_path / "nope.py"), "--workdir", str(tmp_path / "w"))
     assert code == 2 and "nope.py' does not exist" in one_error_line(cap.err)
-    broken = tmp_path / "broken.py"
-    broken.write_text("def get_config(:\n")
-    code, cap = _cli(capsys, "train", f"--config={broken}", "--workdir", str(tmp_path / "w"))
-    assert code == 2 and "bad config" in one_error_line(cap.err)
+    # what goes wrong inside a config file is told without ml-collections' wrapping (which carries a traceback)
+    for i, (text, told) in enumerate((
+            ("def get_config(:\n", "SyntaxError: invalid syntax"),
+            ("def get_config():\n    raise RuntimeError('no such recipe')\n", "RuntimeError: no such recipe"),
+            ("def get_config(arg):\n    return None\n",
+             "TypeError: get_config() missing 1 required positional argument: 'arg'"),
+            ("x = 1\n", "'{path}' defines no get_config() function"),
+            ("import ml_collections\ndef get_config(arg=None):\n    return None\n",
+             "get_config() of '{path}' returned NoneType, not an ml_collections.ConfigDict"))):
+        broken = tmp_path / f"broken{i}.py"
+        broken.write_text(text)
+        code, cap = _cli(capsys, "train", f"--config={broken}", "--workdir", str(tmp_path / "w"))
+        line = one_error_line(cap.err)
+        assert code == 2 and line.startswith("mobilejax: error: bad config: " + told.format(path=broken)), line
     code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", "--config.num_epochs=many",
                      "--workdir", str(tmp_path / "w"))
     assert code == 2 and "num_epochs=many" in one_error_line(cap.err)
