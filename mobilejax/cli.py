@@ -23,6 +23,7 @@ import argparse
 import errno
 import json
 import os
+import signal
 import sys
 
 from mobilejax.runtime import import_tensorflow_quietly, quiet_logs, reexec_with_malloc_tuning
@@ -291,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         from mobilejax.config import one_line
         _error(one_line(e))
         return 2
+    except BrokenPipeError:  # whoever read stdout stopped (`mobilejax summary ... | head`): stop quietly, as a
+        # Unix tool killed by SIGPIPE does (exit 141), with stdout pointed at /dev/null so that the interpreter's own
+        # flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as e:
         if debug or e.errno not in USER_ERRNOS:
             raise

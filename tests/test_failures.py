@@ -451,3 +451,18 @@ def test_help_explains_config(capsys):
     with pytest.raises(SystemExit):
         cli.main(["eval", "--help"])
     assert "--config.KEY=VALUE" in capsys.readouterr().out
+
+
+def test_output_into_a_closed_pipe_stops_quietly():
+    """`mobilejax summary ... | head`: when the reader is gone before the output is written, the command stops with
+    the status of a process killed by SIGPIPE (141) and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader went away before anything was written
+    try:
+        proc = subprocess.run([sys.executable, "-m", "mobilejax.cli", "summary", "mobilenet_v1", "--alpha", "0.25",
+                               "--resolution", "32"], stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == ""
