@@ -466,3 +466,24 @@ def test_output_into_a_closed_pipe_stops_quietly():
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
     assert proc.stderr == ""
+
+
+def test_tfds_download_failure_is_one_line(tmp_path, monkeypatch, capsys):
+    """A TFDS set that cannot be downloaded (no network here) ends in one line saying which set, where and what to
+    do instead, exit status 2, no workdir."""
+    from mobilejax.data import sources
+
+    class Offline:
+        data_dir = str(tmp_path / "tfds" / "cifar10" / "3.0.2")
+
+        def download_and_prepare(self):
+            raise ConnectionError("HTTPSConnectionPool(host='www.cs.toronto.edu', port=443): Max retries exceeded\n"
+                                  "(Caused by NameResolutionError)")
+
+    monkeypatch.setattr(sources.tfds, "builder", lambda name, data_dir=None: Offline())
+    code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py", "--config.data.dataset=cifar10",
+                     "--workdir", str(tmp_path / "w"))
+    line = one_error_line(cap.err)
+    assert code == 2 and line.startswith(f"mobilejax: error: could not download/prepare tfds dataset 'cifar10' into "
+                                         f"data_dir='{Offline.data_dir}': ConnectionError: ")
+    assert "`tfds build cifar10 --data_dir DIR`" in line and not os.path.exists(tmp_path / "w")

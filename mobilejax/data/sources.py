@@ -64,9 +64,11 @@ class TfdsSource:
             raise ValueError(_unknown_dataset_message(name)) from None
         try:
             self.builder.download_and_prepare()
-        except Exception as e:  # no network, missing manual download, ...: say which dataset and where
-            raise RuntimeError(f"could not download/prepare {self.where} into data_dir="
-                               f"{self.builder.data_dir!r}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # no network, missing manual download, ...: one line saying which, where and what next
+            raise ValueError(f"could not download/prepare {self.where} into data_dir={self.builder.data_dir!r}: "
+                             f"{type(e).__name__}: {e} (without a network: prepare it where there is one, e.g. "
+                             f"`tfds build {self.name} --data_dir DIR`, and give data.data_dir=DIR, or use "
+                             "data.dataset=image_folder:PATH)") from e
         info = self.builder.info
         keys = info.supervised_keys
         if not keys or len(keys) != 2 or not isinstance(keys[0], str) or not isinstance(keys[1], str):
