@@ -5,15 +5,18 @@
     WORKDIR/results.json     final/best accuracy, params, MACs, wall time, steps, images/s
     WORKDIR/metrics.jsonl    one JSON object per log line (mobilejax.metrics)
     WORKDIR/tensorboard/, checkpoints/ (latest), best/ (best validation accuracy), learning_curves.png
+    WORKDIR/.lock            held by the `mobilejax train` writing the run (see `hold`)
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import shutil
+import socket
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 import ml_collections
 
@@ -26,6 +29,7 @@ RESULTS_FILE = "results.json"
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "learning_curves.png"
 RUN_DIRS = ("checkpoints", "best", "tensorboard")
+LOCK_FILE = ".lock"
 
 # Config keys a resumed run may change freely: they change how a run is watched, not what it computes.
 HARMLESS_CHANGES = ("eval_every_epochs", "log_every_steps", "checkpoint_every_steps", "keep_checkpoints", "progress",
@@ -87,6 +91,39 @@ def prepare(workdir: str) -> None:
         os.remove(probe)
     except OSError as e:
         raise UsageError(f"workdir {workdir!r} cannot be written: {describe_os_error(e)}") from None
+
+
+@contextlib.contextmanager
+def hold(workdir: str) -> Iterator[None]:
+    """Hold the workdir while this process trains in it: an exclusive `flock` on WORKDIR/.lock, which the system
+    releases when the process ends however it ends (kill -9 included). A second `mobilejax train` on the same workdir
+    (the same command started again in another terminal while the first still runs) stops at once with one line
+    naming the holder, instead of both resuming from one checkpoint and writing the same steps. Where the file system
+    has no locks (some network file systems) or the platform no `fcntl`, the run goes on unlocked."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    path = os.path.join(workdir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644) if fcntl is not None else None
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                with open(path) as f:
+                    holder = f.read().strip() or "starting"
+                raise UsageError(f"workdir {workdir!r} is in use by another `mobilejax train` ({holder}); wait for it "
+                                 "to finish or stop it (it resumes later), or give another --workdir") from None
+            except OSError:  # no locks on this file system
+                pass
+            else:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock
 
 
 def describe_os_error(e: OSError) -> str:

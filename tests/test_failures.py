@@ -487,3 +487,24 @@ def test_tfds_download_failure_is_one_line(tmp_path, monkeypatch, capsys):
     assert code == 2 and line.startswith(f"mobilejax: error: could not download/prepare tfds dataset 'cifar10' into "
                                          f"data_dir='{Offline.data_dir}': ConnectionError: ")
     assert "`tfds build cifar10 --data_dir DIR`" in line and not os.path.exists(tmp_path / "w")
+
+
+def test_a_workdir_trains_in_one_process_at_a_time(tmp_path, digits_dir, capsys):
+    """While one `mobilejax train` holds a workdir (its .lock), a second one on it stops at once with one line naming
+    the holder, and changes nothing there; once the holder is gone the workdir can be held again."""
+    import socket
+
+    from mobilejax import workdir as workdir_lib
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    with workdir_lib.hold(str(workdir)):
+        before = sorted(os.listdir(workdir))
+        code, cap = _cli(capsys, "train", f"--config={ROOT}/configs/quickstart.py",
+                         f"--config.data.data_dir={digits_dir}", "--workdir", str(workdir))
+        assert code == 2
+        assert one_error_line(cap.err) == (
+            f"mobilejax: error: workdir {str(workdir)!r} is in use by another `mobilejax train` (pid {os.getpid()} on "
+            f"{socket.gethostname()}); wait for it to finish or stop it (it resumes later), or give another --workdir")
+        assert sorted(os.listdir(workdir)) == before == [".lock"]
+    with workdir_lib.hold(str(workdir)):  # released with the holder's file descriptor (a killed process's too)
+        pass

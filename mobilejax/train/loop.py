@@ -11,6 +11,7 @@ the next log step.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -45,29 +46,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     program = get_program(config, ds.num_classes, ds.image_size, plan.steps_per_epoch, plan.total_steps)
     steps = program.steps
     workdir_lib.prepare(workdir)
-    accepted = workdir_lib.check_resume(config, workdir)
-    enable_compilation_cache()
+    primary = distributed.is_primary()
+    with workdir_lib.hold(workdir) if primary else contextlib.nullcontext():  # one `train` per workdir
+        accepted = workdir_lib.check_resume(config, workdir)
+        enable_compilation_cache()
 
-    ckpt = Checkpoints(workdir, config.keep_checkpoints)
-    try:
-        state, meta = _restore_or_init(config, program, ckpt, workdir)
-        if meta["step"] >= plan.total_steps and os.path.exists(os.path.join(workdir, workdir_lib.RESULTS_FILE)):
-            print(f"mobilejax: {workdir} holds a finished run; its results are unchanged", file=sys.stderr)
-            return workdir_lib.read_json(os.path.join(workdir, workdir_lib.RESULTS_FILE))
-        primary = distributed.is_primary()
-        if primary:
-            workdir_lib.record_run(workdir, config, class_names=ds.class_names, image_size=ds.image_size,
-                                   step=meta["step"], accepted=accepted)
-        log = TrainLog(MetricWriter(workdir, meta["step"]) if primary else None, plan, config, ckpt, workdir,
-                       meta["step"])
-        with StopRequest() as stop:
-            state, last_eval = _train(config, plan, steps, state, meta, ds, ckpt, log, stop, t_start)
-    finally:
-        ckpt.close()
-    results = _write_results(config, workdir, program, ds, plan, meta, last_eval, log, time.time() - t_start)
-    if stop.requested:  # the signal came during the last step or its evaluation: everything is written
-        raise TrainingStopped(f"stopped at step {plan.total_steps}, the last one; results are written", stop.exit_code)
-    return results
+        ckpt = Checkpoints(workdir, config.keep_checkpoints)
+        try:
+            state, meta = _restore_or_init(config, program, ckpt, workdir)
+            if meta["step"] >= plan.total_steps and os.path.exists(os.path.join(workdir, workdir_lib.RESULTS_FILE)):
+                print(f"mobilejax: {workdir} holds a finished run; its results are unchanged", file=sys.stderr)
+                return workdir_lib.read_json(os.path.join(workdir, workdir_lib.RESULTS_FILE))
+            if primary:
+                workdir_lib.record_run(workdir, config, class_names=ds.class_names, image_size=ds.image_size,
+                                       step=meta["step"], accepted=accepted)
+            log = TrainLog(MetricWriter(workdir, meta["step"]) if primary else None, plan, config, ckpt, workdir,
+                           meta["step"])
+            with StopRequest() as stop:
+                state, last_eval = _train(config, plan, steps, state, meta, ds, ckpt, log, stop, t_start)
+        finally:
+            ckpt.close()
+        results = _write_results(config, workdir, program, ds, plan, meta, last_eval, log, time.time() - t_start)
+        if stop.requested:  # the signal came during the last step or its evaluation: everything is written
+            raise TrainingStopped(f"stopped at step {plan.total_steps}, the last one; results are written",
+                                  stop.exit_code)
+        return results
 
 
 @dataclasses.dataclass(frozen=True)
