@@ -94,12 +94,13 @@ def prepare(workdir: str) -> None:
 
 
 @contextlib.contextmanager
-def hold(workdir: str) -> Iterator[None]:
-    """Hold the workdir while this process trains in it: an exclusive `flock` on WORKDIR/.lock, which the system
+def hold(workdir: str, what: str = "workdir", command: str = "mobilejax train") -> Iterator[None]:
+    """Hold the directory while this process works in it: an exclusive `flock` on DIR/.lock, which the system
     releases when the process ends however it ends (kill -9 included). A second `mobilejax train` on the same workdir
     (the same command started again in another terminal while the first still runs) stops at once with one line
-    naming the holder, instead of both resuming from one checkpoint and writing the same steps. Where the file system
-    has no locks (some network file systems) or the platform no `fcntl`, the run goes on unlocked."""
+    naming the holder, instead of both resuming from one checkpoint and writing the same steps; a sweep directory
+    likewise (`what`, `command`). Where the file system has no locks (some network file systems) or the platform no
+    `fcntl`, the work goes on unlocked."""
     try:
         import fcntl
     except ImportError:
@@ -113,8 +114,8 @@ def hold(workdir: str) -> Iterator[None]:
             except BlockingIOError:
                 with open(path) as f:
                     holder = f.read().strip() or "starting"
-                raise UsageError(f"workdir {workdir!r} is in use by another `mobilejax train` ({holder}); wait for it "
-                                 "to finish or stop it (it resumes later), or give another --workdir") from None
+                raise UsageError(f"{what} {workdir!r} is in use by another `{command}` ({holder}); wait for it to "
+                                 "finish or stop it (it resumes later), or give another --workdir") from None
             except OSError:  # no locks on this file system
                 pass
             else:

@@ -384,6 +384,18 @@ def test_sweep_dir_of_another_experiment_is_refused(tmp_path, image_folder, caps
     (other / "x" / "config.json").write_text("{}")
     assert run_sweep(a, str(other), dry_run=True) == 2
     assert "no sweep.json" in capsys.readouterr().err
+    # a sweep directory another sweep is working in (its .lock held) is refused, and its sweep.json is left alone
+    import socket
+
+    from mobilejax.workdir import hold
+    manifest = open(os.path.join(sweep, "sweep.json")).read()
+    with hold(sweep):
+        assert run_sweep(moved, sweep) == 2
+        assert capsys.readouterr().err == (
+            f"mobilejax: error: sweep directory {sweep!r} is in use by another `mobilejax sweep` (pid {os.getpid()} "
+            f"on {socket.gethostname()}); wait for it to finish or stop it (it resumes later), or give another "
+            "--workdir\n")
+    assert open(os.path.join(sweep, "sweep.json")).read() == manifest
 
 
 def test_base_relative_to_repo_root(tmp_path, image_folder, monkeypatch):

@@ -14,11 +14,12 @@ import threading
 import time
 import traceback
 
+from mobilejax.errors import UsageError
 from mobilejax.sweeps.experiment import (SweepError, command_line, config_args, find_runs, load_experiment, train_argv,
                                         validate_trial)
 from mobilejax.sweeps.launchers import LAUNCHERS, SlurmOptions, sbatch_script, submit_slurm
 from mobilejax.sweeps.records import restore_records
-from mobilejax.workdir import RESULTS_FILE, read_json, write_json
+from mobilejax.workdir import RESULTS_FILE, hold, prepare, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
 STOPPED_EXIT_CODES = (130, 143)  # `mobilejax train` stopped by SIGINT / SIGTERM, checkpoint saved
@@ -308,82 +309,85 @@ def run_sweep(experiment: str, workdir: str, parallel: int = 1, dry_run: bool = 
     SLURM array job with the `slurm` resources instead (launchers.py; `cluster="local"` runs that job locally and
     `wait` waits for it, for tests). `restore`: runs.jsonl files of `mobilejax report` whose finished runs are
     written into `workdir` first and then skipped (records.py; e.g. a sweep continued on another machine)."""
-    try:
-        if launcher not in LAUNCHERS:
-            raise SweepError(f"unknown launcher {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
-        slurm = slurm or SlurmOptions()
-        slurm.validate()
-        exp = load_experiment(experiment, seeds=seeds)
-        if parallel < 1:
-            raise SweepError(f"--parallel must be >= 1, got {parallel}")
-        if in_process and parallel > 1:
-            raise SweepError("in-process trials run one at a time (parallel=1)")
-        validated = set()
-        for run in exp["runs"]:  # the runs of a trial differ only in their seed: its first one stands for all
-            if run["trial"] not in validated:
-                validate_trial(exp, run)
-                validated.add(run["trial"])
-        manifest = _init_sweep_dir(exp, workdir)
-        for path in restore or []:  # before the dry runs too: a SLURM dry run then leaves the restored runs out
-            names, foreign = restore_records(exp, workdir, path)
-            print(f"[sweep] restored {len(names)} finished run(s) from {path}"
-                  + (f" ({foreign} record(s) of runs this experiment does not have: ignored)" if foreign else ""),
-                  file=sys.stderr, flush=True)
-    except SweepError as e:
-        print(f"mobilejax: error: {e}", file=sys.stderr)
-        return 2
-
-    if dry_run and launcher == "slurm":
-        print(sbatch_script(exp, [r for r in exp["runs"] if not os.path.exists(os.path.join(
-            workdir, r["name"], RESULTS_FILE))], workdir, slurm), end="", flush=True)
-        return 0
-    if dry_run:  # the runs still to do (finished and restored ones are left out, as in the SLURM script)
-        finished = [r for r in exp["runs"] if os.path.exists(os.path.join(workdir, r["name"], RESULTS_FILE))]
-        if finished:
-            print(f"[sweep] {len(finished)} finished run(s) left out", file=sys.stderr, flush=True)
-        for run in exp["runs"]:
-            if run not in finished:
-                print(command_line(train_argv(exp, run, workdir)), flush=True)
-        return 0
-
-    state = _State(workdir, manifest)
-    todo = []
-    for run in exp["runs"]:
-        if os.path.exists(os.path.join(workdir, run["name"], RESULTS_FILE)):
-            if state.manifest["state"].get(run["name"], {}).get("status") != "done":
-                state.set(run["name"], status="done")
-            print(f"[sweep] {run['name']}: finished, skipped", file=sys.stderr, flush=True)
-        else:
-            todo.append(run)
-    if max_trials is not None:
-        todo = todo[:max_trials]
-    print(f"[sweep] {exp['name']}: {len(exp['trials'])} trials, {len(exp['runs'])} runs, {len(todo)} to run, "
-          f"parallel {parallel}",
-          file=sys.stderr, flush=True)
-
-    if launcher == "slurm":
-        return _submit(exp, todo, workdir, state, slurm, cluster, wait, report)
-    try:
-        _run_all(exp, todo, workdir, state, parallel, in_process)
-    except KeyboardInterrupt:
-        for name, st in state.manifest["state"].items():
-            if st.get("status") == "running":
-                state.set(name, status="interrupted", finished=_now())
-        print("[sweep] interrupted; rerun the same command to resume", file=sys.stderr, flush=True)
-        return 130
-
-    if report:
+    with contextlib.ExitStack() as held:
         try:
-            from mobilejax.sweeps.report import write_report
-            write_report(workdir, echo=True)
-        except Exception as e:  # the report must not hide the sweep's outcome
-            print(f"[sweep] warning: could not write the report: {type(e).__name__}: {e}", file=sys.stderr)
-    failed = [t["name"] for t in exp["runs"]
-              if state.manifest["state"].get(t["name"], {}).get("status") == "failed"]
-    if failed:
-        print(f"[sweep] {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+            if launcher not in LAUNCHERS:
+                raise SweepError(f"unknown launcher {launcher!r}; allowed: {', '.join(LAUNCHERS)}")
+            slurm = slurm or SlurmOptions()
+            slurm.validate()
+            exp = load_experiment(experiment, seeds=seeds)
+            if parallel < 1:
+                raise SweepError(f"--parallel must be >= 1, got {parallel}")
+            if in_process and parallel > 1:
+                raise SweepError("in-process trials run one at a time (parallel=1)")
+            validated = set()
+            for run in exp["runs"]:  # the runs of a trial differ only in their seed: its first one stands for all
+                if run["trial"] not in validated:
+                    validate_trial(exp, run)
+                    validated.add(run["trial"])
+            prepare(workdir)  # created and writable, or one line saying why not
+            held.enter_context(hold(workdir, "sweep directory", "mobilejax sweep"))  # one sweep per directory
+            manifest = _init_sweep_dir(exp, workdir)
+            for path in restore or []:  # before the dry runs too: a SLURM dry run then leaves the restored runs out
+                names, foreign = restore_records(exp, workdir, path)
+                print(f"[sweep] restored {len(names)} finished run(s) from {path}"
+                      + (f" ({foreign} record(s) of runs this experiment does not have: ignored)" if foreign else ""),
+                      file=sys.stderr, flush=True)
+        except UsageError as e:  # SweepError, or the directory held by another sweep
+            print(f"mobilejax: error: {e}", file=sys.stderr)
+            return 2
+
+        if dry_run and launcher == "slurm":
+            print(sbatch_script(exp, [r for r in exp["runs"] if not os.path.exists(os.path.join(
+                workdir, r["name"], RESULTS_FILE))], workdir, slurm), end="", flush=True)
+            return 0
+        if dry_run:  # the runs still to do (finished and restored ones are left out, as in the SLURM script)
+            finished = [r for r in exp["runs"] if os.path.exists(os.path.join(workdir, r["name"], RESULTS_FILE))]
+            if finished:
+                print(f"[sweep] {len(finished)} finished run(s) left out", file=sys.stderr, flush=True)
+            for run in exp["runs"]:
+                if run not in finished:
+                    print(command_line(train_argv(exp, run, workdir)), flush=True)
+            return 0
+
+        state = _State(workdir, manifest)
+        todo = []
+        for run in exp["runs"]:
+            if os.path.exists(os.path.join(workdir, run["name"], RESULTS_FILE)):
+                if state.manifest["state"].get(run["name"], {}).get("status") != "done":
+                    state.set(run["name"], status="done")
+                print(f"[sweep] {run['name']}: finished, skipped", file=sys.stderr, flush=True)
+            else:
+                todo.append(run)
+        if max_trials is not None:
+            todo = todo[:max_trials]
+        print(f"[sweep] {exp['name']}: {len(exp['trials'])} trials, {len(exp['runs'])} runs, {len(todo)} to run, "
+              f"parallel {parallel}",
+              file=sys.stderr, flush=True)
+
+        if launcher == "slurm":
+            return _submit(exp, todo, workdir, state, slurm, cluster, wait, report)
+        try:
+            _run_all(exp, todo, workdir, state, parallel, in_process)
+        except KeyboardInterrupt:
+            for name, st in state.manifest["state"].items():
+                if st.get("status") == "running":
+                    state.set(name, status="interrupted", finished=_now())
+            print("[sweep] interrupted; rerun the same command to resume", file=sys.stderr, flush=True)
+            return 130
+
+        if report:
+            try:
+                from mobilejax.sweeps.report import write_report
+                write_report(workdir, echo=True)
+            except Exception as e:  # the report must not hide the sweep's outcome
+                print(f"[sweep] warning: could not write the report: {type(e).__name__}: {e}", file=sys.stderr)
+        failed = [t["name"] for t in exp["runs"]
+                  if state.manifest["state"].get(t["name"], {}).get("status") == "failed"]
+        if failed:
+            print(f"[sweep] {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+            return 1
+        return 0
 
 
 def _submit(exp, todo, workdir, state, slurm: SlurmOptions, cluster, wait: bool, report: bool) -> int:
