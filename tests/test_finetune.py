@@ -62,6 +62,22 @@ def test_frozen_backbone_keeps_every_pretrained_tensor(tmp_path, folder, pretrai
     assert np.abs(after["classifier"]["kernel"]).sum() > 0
 
 
+def test_resume_does_not_need_the_source_run(tmp_path, folder, pretrained, capsys):
+    """init_from is read (and checked) when a run starts, not when it resumes: the source may be gone by then."""
+    import shutil
+    source, workdir = str(tmp_path / "source"), str(tmp_path / "tuned")
+    shutil.copytree(pretrained, source)
+    c = _finetune_config(folder, source)
+    c.num_train_steps = 2
+    train_and_evaluate(c, workdir)
+    shutil.rmtree(source)
+    c.num_train_steps, c.allow_changes = 3, True
+    capsys.readouterr()
+    assert train_and_evaluate(c, workdir)["steps"] == 3
+    assert "resuming from step 2" in capsys.readouterr().err
+    assert params_of(workdir)[1] == 3
+
+
 @pytest.mark.heavy
 def test_backbone_learning_rate_scale(tmp_path, folder, pretrained):
     """A backbone at lr x 0.1 moves, and it moves less than at the full rate; both start from the pretrained tensors."""

@@ -40,6 +40,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     t_start = time.time()
     validate_config(config)                     # everything is validated before anything is written
+    pretrained.check_init_from(config, workdir)
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                       seed=config.seed, process=(jax.process_index(), jax.process_count()))
     plan = Plan.create(config, ds.steps_per_epoch)

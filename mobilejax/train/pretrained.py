@@ -36,6 +36,22 @@ def checkpoint_path(run_dir: str, which: str = "best") -> tuple[str, int]:
         ckpt.close()
 
 
+def check_init_from(config, workdir: str) -> None:
+    """A fresh run's `init_from` holds the asked checkpoint (a run checks this before it writes anything). A run
+    that resumes from its own checkpoint does not read `init_from` again, so it may have moved or gone since."""
+    from mobilejax.checkpoint import Checkpoints
+
+    if not config.get("init_from"):
+        return
+    own = Checkpoints(workdir, create=False)
+    try:
+        resuming = own.latest_step() is not None
+    finally:
+        own.close()
+    if not resuming:
+        checkpoint_path(config.init_from, config.init_checkpoint)
+
+
 def load(run_dir: str, which: str = "best") -> tuple[dict, dict, int]:
     """(params, batch_stats, step) of a run directory's checkpoint as numpy arrays, whatever devices wrote it."""
     from mobilejax.checkpoint import ocp

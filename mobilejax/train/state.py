@@ -15,7 +15,7 @@ from mobilejax.data import Options
 from mobilejax.errors import UsageError
 from mobilejax.models import create_model_from_config
 from mobilejax.train import mixing, resizing
-from mobilejax.train.pretrained import CHECKPOINTS, checkpoint_path
+from mobilejax.train.pretrained import CHECKPOINTS
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -48,8 +48,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                          "(e.g. 0.5 or 10)")
     if config.get("init_checkpoint", "best") not in CHECKPOINTS:
         raise UsageError(f"init_checkpoint={config.init_checkpoint!r} is invalid; allowed: {', '.join(CHECKPOINTS)}")
-    if config.get("init_from"):
-        checkpoint_path(config.init_from, config.init_checkpoint)
     Options.from_config(config.data)
     optim.validate(config.optim)
     eval_views(config)
