@@ -244,9 +244,10 @@ def load_config(config_args: list[str], base: ml_collections.ConfigDict | None =
         fv(argv)
         config = fv["config"].value
     except Exception as e:  # a broken config file raises anything; report it as one line
-        if "has no attribute 'get_config'" in config_error(e):
+        told = config_error(e)
+        if "has no attribute 'get_config'" in told:
             raise UsageError(f"bad config: {path!r} defines no get_config() function") from None
-        raise UsageError(f"bad config: {config_error(e)}") from None
+        raise UsageError(f"bad config: {told}") from None
     if not isinstance(config, ml_collections.ConfigDict):
         raise UsageError(f"bad config: get_config() of {path!r} returned {type(config).__name__}, not an "
                          "ml_collections.ConfigDict")

@@ -109,11 +109,16 @@ def slice_bounds(spec: str, sizes: dict[str, int], where: str) -> list[tuple[str
     return out
 
 
+def split_names(spec: str) -> list[str]:
+    """'train[:90%]+val' -> ['train', 'val']."""
+    return [re.sub(r"\[.*$", "", s).strip() for s in re.split(r"\s*\+\s*", str(spec).strip())]
+
+
 def empty_selection_error(spec: str, split_files: dict[str, list[tuple[str, str]]], root: str,
                           where: str) -> ValueError:
     """Why split `spec` selected no image: its folders hold none, or its slice is too small for the images they
     hold (tfds's rounding: `train[:1%]` of 21 images is empty)."""
-    names = [re.sub(r"\[.*$", "", s).strip() for s in re.split(r"\s*\+\s*", str(spec).strip())]
+    names = split_names(spec)
     held = sum(len(split_files.get(n, ())) for n in names)
     if held:
         return ValueError(f"split {spec!r} of {where} selects none of the {held} images of {', '.join(names)}: "

@@ -9,7 +9,6 @@ import dataclasses
 import difflib
 import logging
 import os
-import re
 
 import tensorflow_datasets as tfds
 
@@ -28,11 +27,6 @@ class Split:
     files: list[str] | None = None  # image folders: the file of each example, in dataset order
 
 
-def _split_names(spec: str) -> list[str]:
-    """'train[:90%]+val' -> ['train', 'val']."""
-    return [re.sub(r"\[.*$", "", s).strip() for s in re.split(r"\s*\+\s*", str(spec).strip())]
-
-
 def _parse_split(spec: str, where: str) -> tfds.core.ReadInstruction:
     try:
         return tfds.core.ReadInstruction.from_spec(spec)
@@ -43,7 +37,7 @@ def _parse_split(spec: str, where: str) -> tfds.core.ReadInstruction:
 
 def _check_split_names(spec: str, available, where: str):
     available = list(available)
-    for name in _split_names(spec):
+    for name in folders.split_names(spec):
         if name not in available and name != "all":
             raise ValueError(f"unknown split {name!r} (from {spec!r}) for {where}; available splits: "
                              f"{', '.join(available) or '(none)'}")
