@@ -320,6 +320,29 @@ def test_image_folder_errors(tmp_path):
         get_datasets(data_config(dataset="image_folder:"), batch_size=2, eval_batch_size=2)
 
 
+@pytest.mark.parametrize("pipeline", ["tf", "memory"])
+def test_one_class_is_refused_before_the_workdir_is_made(tmp_path, pipeline):
+    """One class folder (a folder of one category, or PATH pointing one level too deep) trains to loss 0 and accuracy
+    100% from the first step: refused in one line that names the class, before anything is written."""
+    from mobilejax.train import train_and_evaluate
+    make_folder(tmp_path / "one", {"train": {"cat": 4}, "val": {"cat": 2}}, size=(8, 8))
+    cfg = data_config(dataset=f"image_folder:{tmp_path / 'one'}", train_split="train", eval_split="val",
+                      image_size=8, pipeline=pipeline, train_augment="pad_crop", eval_resize="resize")
+    ds = get_datasets(cfg, batch_size=2, eval_batch_size=2)
+    assert ds.num_classes == 1
+    message = (r"^data.dataset='image_folder:.*one' has 1 class \('cat'\); training a classifier needs at least 2 "
+               r"\(one folder per class")
+    with pytest.raises(ValueError, match=message):
+        ds.check_classes()
+    config = get_config()
+    config.data, config.batch_size, config.eval_batch_size = cfg, 2, 2
+    with pytest.raises(ValueError, match=message):
+        train_and_evaluate(config, str(tmp_path / "run"))
+    assert not os.path.exists(tmp_path / "run")
+    make_folder(tmp_path / "one", {"train": {"dog": 4}}, size=(8, 8))
+    get_datasets(cfg, batch_size=2, eval_batch_size=2).check_classes()  # two classes: fine
+
+
 @pytest.mark.parametrize("field,value,allowed", [
     ("train_augment", "randaugment", "random_resized_crop"),
     ("eval_resize", "crop", "center_crop"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 
-from mobilejax.data.options import Options
+from mobilejax.data.options import IMAGE_FOLDER_PREFIX, Options
 
 
 class DatasetsBase:
@@ -31,6 +31,15 @@ class DatasetsBase:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def check_classes(self) -> None:
+        """Training needs two classes at least: with one, the loss is 0 and the accuracy 100% from the first step."""
+        if self.num_classes < 2:
+            image_folder = str(self._o.dataset).strip().startswith(IMAGE_FOLDER_PREFIX)
+            hint = " (one folder per class: PATH/<split>/<class>/*.jpg)" if image_folder else ""
+            raise ValueError(f"data.dataset={self._o.dataset!r} has {self.num_classes} class "
+                             f"({', '.join(map(repr, self.class_names))}); training a classifier needs at least "
+                             f"2{hint}")
 
     @property
     def num_train_examples(self) -> int:
