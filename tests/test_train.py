@@ -1,6 +1,8 @@
 """Training path end to end: every dataset kind, resume, eval/predict, config overrides, data parallel, errors."""
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -48,7 +50,7 @@ def test_digits_run_writes_everything(tmp_path, digits_dir):
                      "--config.eval_batch_size=4"]) == 0
 
 
-def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
+def test_eval_and_predict_cli_output(tmp_path, tmp_path_factory, folder, capsys):
     c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
     res = train_and_evaluate(c, str(tmp_path))
     assert res["eval_examples"] == 15 and res["num_classes"] == 3
@@ -65,6 +67,22 @@ def test_eval_and_predict_cli_output(tmp_path, folder, capsys):
     assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest", "--config.data.eval_image_size=24",
                      "--config.eval_shift=16"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["num_examples"] == 15
+    # a folder whose classes are not the run's (one renamed: the same count, labels that mean other things; one added)
+    others = tmp_path_factory.mktemp("other_classes")
+    renamed = shutil.copytree(folder, others / "renamed")
+    for split in ("train", "val"):
+        os.rename(renamed / split / "dog", renamed / split / "ant")
+    added = shutil.copytree(folder, others / "added")
+    shutil.copytree(added / "val" / "dog", added / "val" / "bird")
+    for other, message in ((renamed, r"the classes of 'image_folder:.*renamed' are not those the model in .* was "
+                                     r"trained on: label 0 is 'ant' there and 'cat' in the run \(not in the run: "
+                                     r"'ant'; missing here: 'dog'\)"),
+                           (added, r"'image_folder:.*added' has 4 classes but the model in .* was trained on 3: not "
+                                   r"in the run: 'bird'")):
+        assert cli.main(["eval", "--workdir", str(tmp_path), "--checkpoint", "latest",
+                         f"--config.data.dataset=image_folder:{other}"]) == 2
+        cap = capsys.readouterr()
+        assert cap.out == "" and re.fullmatch(f"mobilejax: error: {message}\n", cap.err), cap.err
     img = os.path.join(folder, "val", "dog", "0.png")
     assert cli.main(["predict", "--workdir", str(tmp_path), img, img]) == 0
     lines = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
