@@ -135,32 +135,59 @@ def describe_os_error(e: OSError) -> str:
     return f"{e.filename}: {reason}" if e.filename else reason
 
 
-def check_resume(config, workdir: str) -> dict | None:
+def check_resume(config, workdir: str, class_names: list[str]) -> dict | None:
     """Refuse to mix runs; returns the run-changing differences to record when the user allowed them.
 
-    A workdir holding another model's run is only replaced with config.overwrite=True (which deletes that run). A
-    run resumed with settings that change what it computes (learning rate, schedule, batch size, resolution,
-    epochs, data, ...) is refused with the list of differences unless config.allow_changes=True."""
+    A workdir holding another model's run (another architecture, or another number of classes in the data) is only
+    replaced with config.overwrite=True (which deletes that run). A run resumed with settings that change what it
+    computes (learning rate, schedule, batch size, resolution, epochs, data, the classes' names, ...) is refused with
+    the list of differences unless config.allow_changes=True."""
     run = read_json(os.path.join(workdir, RUN_FILE))
     if run is None:
         return None
     previous, current = run.get("model", {}), model_identity(config)
-    if previous != current:
+    trained = run.get("class_names", class_names)
+    if previous != current or len(trained) != len(class_names):
         if not config.overwrite:
+            what = (f"a different model ({previous}) than this config ({current})" if previous != current else
+                    f"a model of {len(trained)} classes and {config.data.dataset!r} has {len(class_names)} "
+                    f"({class_difference(class_names, trained)})")
             raise WorkdirConflictError(
-                f"workdir {workdir!r} holds a run of a different model ({previous}) than this config ({current}); "
-                "use another --workdir, or pass --config.overwrite=True to delete that run and start over")
+                f"workdir {workdir!r} holds a run of {what}; use another --workdir, or pass --config.overwrite=True "
+                "to delete that run and start over")
         clear(workdir)
         return None
     saved = read_json(os.path.join(workdir, CONFIG_FILE))
     # read back on top of today's defaults, so a field added since the run started is not taken for a change
     changes = config_changes(config_lib.from_dict(saved).to_dict(), config.to_dict()) if saved is not None else []
+    if class_difference(class_names, trained):
+        changes.append(f"classes of {config.data.dataset!r}: {class_difference(class_names, trained)}")
     if changes and not config.allow_changes:
         raise WorkdirConflictError(
             f"workdir {workdir!r} holds a run started with other settings: {'; '.join(changes)}. Resuming would "
             "mix them; use another --workdir, rerun with the original settings, or pass --config.allow_changes=True "
             "to resume with the new ones (recorded in run.json)")
     return {"changes": changes} if changes else None
+
+
+def class_difference(names: list[str], trained: list[str]) -> str | None:
+    """None when the data's class `names` are a run's `trained` ones (the same names in the same order: label i means
+    the same class); else what differs, in words. An image folder with a class added, removed or renamed since the
+    run started gives other labels: resuming or evaluating on it would score them against the wrong classes."""
+    names, trained = list(names), list(trained)
+    if names == trained:
+        return None
+    if len(names) != len(trained):
+        what = [f"{len(names)} classes here, {len(trained)} in the run"]
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(names, trained)) if a != b)
+        what = [f"label {i} is {names[i]!r} here and {trained[i]!r} in the run"]
+
+    def listed(values):
+        return ", ".join(map(repr, values[:5])) + (" ..." if len(values) > 5 else "")
+    new, gone = [n for n in names if n not in trained], [n for n in trained if n not in names]
+    what += ([f"not in the run: {listed(new)}"] if new else []) + ([f"missing here: {listed(gone)}"] if gone else [])
+    return "; ".join(what if new or gone else what + ["the same names in another order"])
 
 
 def clear(workdir: str) -> None:

@@ -21,7 +21,7 @@ from mobilejax.train import train_and_evaluate
 from mobilejax.workdir import check_resume
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tiny import ROOT, params_of, tiny_config  # noqa: E402
+from tiny import ROOT, make_folder, params_of, tiny_config  # noqa: E402
 
 
 def digits_config(digits_dir, **kw):
@@ -375,13 +375,46 @@ def test_resume_with_changed_settings_is_refused_unless_allowed(tmp_path, digits
     # harmless changes (how the run is watched) are accepted
     harmless = digits_config(digits_dir, num_train_steps=4, checkpoint_every_steps=3, log_every_steps=1,
                              eval_every_epochs=2.0, progress=True)
-    assert check_resume(harmless, workdir) is None
+    assert check_resume(harmless, workdir, json.load(open(os.path.join(workdir, "run.json")))["class_names"]) is None
     # explicit permission: resumes, and run.json records what changed at which step
     changed.allow_changes = True
     train_and_evaluate(changed, workdir)
     run = json.load(open(os.path.join(workdir, "run.json")))
     assert run["accepted_changes"][0]["step"] == 2
     assert "optim.learning_rate: 0.05 -> 0.5" in run["accepted_changes"][0]["changes"]
+
+
+def test_resume_on_data_whose_classes_changed(tmp_path):
+    """The image folder changed under a run: a class renamed (the same count, labels that now mean other classes) is a
+    change to allow explicitly, and recorded; a class added (another classifier) is another model: overwrite or
+    another workdir. Nothing is lost in either refusal."""
+    folder = make_folder(tmp_path / "images", size=16)
+    workdir = str(tmp_path / "run")
+    c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
+    c.num_train_steps = 2
+    train_and_evaluate(c, workdir)
+    for split in ("train", "val"):
+        os.rename(os.path.join(folder, split, "dog"), os.path.join(folder, split, "ant"))
+    with pytest.raises(WorkdirConflictError, match=r"holds a run started with other settings: classes of "
+                                                   r"'image_folder:.*images': label 0 is 'ant' here and 'cat' in the "
+                                                   r"run; not in the run: 'ant'; missing here: 'dog'\. Resuming"):
+        train_and_evaluate(c, workdir)
+    longer = c.copy_and_resolve_references()
+    longer.num_train_steps, longer.allow_changes = 3, True
+    assert train_and_evaluate(longer, workdir)["steps"] == 3
+    run = json.load(open(os.path.join(workdir, "run.json")))
+    assert run["class_names"] == ["ant", "cat", "frog"]
+    assert any(change.startswith("classes of ") for change in run["accepted_changes"][0]["changes"])
+    os.makedirs(os.path.join(folder, "val", "bird"))
+    os.link(os.path.join(folder, "val", "cat", "0.png"), os.path.join(folder, "val", "bird", "0.png"))
+    with pytest.raises(WorkdirConflictError, match=r"holds a run of a model of 3 classes and 'image_folder:.*images' "
+                                                   r"has 4 \(4 classes here, 3 in the run; not in the run: 'bird'\); "
+                                                   r"use another --workdir, or pass --config.overwrite=True"):
+        train_and_evaluate(longer, workdir)
+    assert params_of(workdir)[1] == 3
+    longer.overwrite = True
+    assert check_resume(longer, workdir, ["ant", "bird", "cat", "frog"]) is None
+    assert not any(os.path.exists(os.path.join(workdir, name)) for name in ("run.json", "checkpoints"))
 
 
 def test_finished_run_is_not_rerun(tmp_path, digits_dir, capsys):

@@ -34,27 +34,6 @@ def restore(config, workdir: str, checkpoint: str, num_classes: int, image_size:
     return model, steps, state.replace(apply_fn=model.apply), meta
 
 
-def check_classes(names: list[str], trained: list[str], dataset: str, workdir: str) -> None:
-    """The evaluation data's labels must mean what they meant in training: the same class names in the same order
-    (an image folder with a class added, removed or renamed since would be scored against the wrong labels)."""
-    names, trained = list(names), list(trained)
-    if names == trained:
-        return
-    if len(names) != len(trained):
-        raise UsageError(f"{dataset!r} has {len(names)} classes but the model in {workdir} was trained on "
-                         f"{len(trained)}: {_class_difference(names, trained)}")
-    i = next(i for i, (a, b) in enumerate(zip(names, trained)) if a != b)
-    raise UsageError(f"the classes of {dataset!r} are not those the model in {workdir} was trained on: label {i} is "
-                     f"{names[i]!r} there and {trained[i]!r} in the run ({_class_difference(names, trained)})")
-
-
-def _class_difference(names: list[str], trained: list[str]) -> str:
-    new, gone = [n for n in names if n not in trained], [n for n in trained if n not in names]
-    parts = ([f"not in the run: {', '.join(map(repr, new[:5]))}{' ...' if len(new) > 5 else ''}"] if new else []) + \
-            ([f"missing here: {', '.join(map(repr, gone[:5]))}{' ...' if len(gone) > 5 else ''}"] if gone else [])
-    return "; ".join(parts) or "the same names in another order"
-
-
 def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint: str = "best") -> dict:
     """Evaluate a workdir's checkpoint on `config.data.eval_split` (of `config.data.dataset`); every example once.
     Only the evaluation split is opened, so a dataset with a test split alone works."""
@@ -63,7 +42,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint: str = 
     run = workdir_lib.load_run(workdir)
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                       seed=config.seed, train=False)
-    check_classes(ds.class_names, run["class_names"], config.data.dataset, workdir)
+    different = workdir_lib.class_difference(ds.class_names, run["class_names"])
+    if different:
+        raise UsageError(f"the classes of {config.data.dataset!r} are not those the model in {workdir} was trained "
+                         f"on: {different}")
     _, steps, state, meta = restore(config, workdir, checkpoint, run["num_classes"], ds.image_size)
     out = evaluate_batches(steps, state, ds.eval_batches())
     out.update({"checkpoint": checkpoint, "step": int(meta["step"]), "dataset": config.data.dataset,

@@ -50,7 +50,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workdir_lib.prepare(workdir)
     primary = distributed.is_primary()
     with workdir_lib.hold(workdir) if primary else contextlib.nullcontext():  # one `train` per workdir
-        accepted = workdir_lib.check_resume(config, workdir)
+        accepted = workdir_lib.check_resume(config, workdir, ds.class_names)
         enable_compilation_cache()
 
         ckpt = Checkpoints(workdir, config.keep_checkpoints)
