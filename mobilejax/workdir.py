@@ -173,9 +173,12 @@ def check_resume(config, workdir: str, class_names: list[str]) -> dict | None:
 def class_difference(names: list[str], trained: list[str]) -> str | None:
     """None when the data's class `names` are a run's `trained` ones (the same names in the same order: label i means
     the same class); else what differs, in words. An image folder with a class added, removed or renamed since the
-    run started gives other labels: resuming or evaluating on it would score them against the wrong classes."""
+    run started gives other labels: resuming or evaluating on it would score them against the wrong classes. Names
+    that are the label indices ("0", "1", ...: a converted model without a class-name file, a dataset without names)
+    say nothing of the classes: then only the counts are compared."""
     names, trained = list(names), list(trained)
-    if names == trained:
+    unnamed = [str(i) for i in range(len(names))] in (names, trained) and len(names) == len(trained)
+    if names == trained or unnamed:
         return None
     if len(names) != len(trained):
         what = [f"{len(names)} classes here, {len(trained)} in the run"]

@@ -18,7 +18,7 @@ from mobilejax.metrics import read_metrics
 from mobilejax.runtime import StopRequest
 from mobilejax.train import loop as loop_mod
 from mobilejax.train import train_and_evaluate
-from mobilejax.workdir import check_resume
+from mobilejax.workdir import check_resume, class_difference
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tiny import ROOT, make_folder, params_of, tiny_config  # noqa: E402
@@ -415,6 +415,18 @@ def test_resume_on_data_whose_classes_changed(tmp_path):
     longer.overwrite = True
     assert check_resume(longer, workdir, ["ant", "bird", "cat", "frog"]) is None
     assert not any(os.path.exists(os.path.join(workdir, name)) for name in ("run.json", "checkpoints"))
+
+
+def test_class_difference_in_words():
+    assert class_difference(["ant", "cat"], ["ant", "cat"]) is None
+    # label indices as names (a converted model without a class-name file) say nothing: only the counts must agree
+    assert class_difference(["n01440764", "n01443537"], ["0", "1"]) is None
+    assert class_difference(["0", "1", "2"], ["0", "1"]) == "3 classes here, 2 in the run; not in the run: '2'"
+    assert class_difference(["cat", "ant"], ["ant", "cat"]) == ("label 0 is 'cat' here and 'ant' in the run; the same "
+                                                                 "names in another order")
+    many = [f"c{i}" for i in range(8)]
+    assert class_difference(many, ["x"]) == ("8 classes here, 1 in the run; not in the run: 'c0', 'c1', 'c2', 'c3', "
+                                             "'c4' ...; missing here: 'x'")
 
 
 def test_finished_run_is_not_rerun(tmp_path, digits_dir, capsys):
