@@ -129,7 +129,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", default=None, help="output file (default WORKDIR/export/model_QUANTIZE.tflite)")
     ex.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     ex.add_argument("--max-examples", type=int, default=None,
-                    help="verify on at most N validation images (default: the whole split)")
+                    help="verify on at most N validation images (default: the whole split); 0: export without "
+                         "the check, so without the run's data (int8 still calibrates on training images)")
 
     cv = sub.add_parser("convert", help="Keras / torchvision weights -> a run directory (eval, predict, export, "
                                          "fine-tuning with --config.init_from)", allow_abbrev=False,

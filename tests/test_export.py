@@ -2,6 +2,7 @@
 float32 logits match JAX, the graph has DEPTHWISE_CONV_2D ops, and the int8 agreement with JAX is reported."""
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -41,6 +42,8 @@ def test_export_tflite(trained, quantize, capsys, tmp_path):
     assert res["examples"] == 15 and res["step"] == 6
     assert "DEPTHWISE_CONV_2D" in res["ops"] and "CONV_2D" in res["ops"]
     assert 0.0 <= res["top1_agreement"] <= 1.0 and res["latency_ms_median"] > 0
+    from mobilejax.export import VERIFICATION
+    assert all(isinstance(res[k], float) for k in VERIFICATION)
     if quantize == "none":
         assert res["max_abs_logit_diff"] <= 1e-4 and res["top1_agreement"] == 1.0
         assert res["accuracy_tflite"] == res["accuracy_jax"]
@@ -55,6 +58,34 @@ def test_export_bad_input(trained, capsys):
     assert "unknown export format 'onnx'; allowed: tflite" in capsys.readouterr().err
     assert cli.main(["export", "--workdir", trained, "--quantize", "int4"]) == 2
     assert "unknown quantization 'int4'; allowed: none, float16, int8" in capsys.readouterr().err
+
+
+@pytest.mark.xdist_group("export")
+def test_export_without_the_data_or_with_other_classes(trained, capsys, tmp_path):
+    """The run's data gone (a workdir moved to another machine): the check needs it and says so, with what to do;
+    `--max-examples 0` exports without it (int8 still needs images to calibrate on). Data of other classes is not
+    used to score the file."""
+    from mobilejax.export import VERIFICATION
+    gone = ["--workdir", trained, "--checkpoint", "latest", f"--config.data.dataset=image_folder:{tmp_path / 'gone'}"]
+    for extra, message in (([], r"the file is checked on the run's validation images: point --config.data.dataset "
+                                r"at a copy of the run's data, or pass --max-examples 0 to export without the check"),
+                           (["--quantize", "int8", "--max-examples", "0"],
+                            r"int8 calibrates on the run's training images: point --config.data.dataset at a copy of "
+                            r"the run's data\)"),
+                           (["--max-examples", "-1"], r"--max-examples=-1 is invalid; allowed: an integer >= 1, or 0")):
+        assert cli.main(["export", *gone, *extra]) == 2
+        cap = capsys.readouterr()
+        assert cap.out == "" and cap.err.count("\n") == 1 and re.search(message, cap.err), cap.err
+    other = make_folder(tmp_path / "other", classes=("ant", "bee", "cat"))
+    assert cli.main(["export", "--workdir", trained, "--checkpoint", "latest",
+                     f"--config.data.dataset=image_folder:{other}"]) == 2
+    assert re.search(r"the classes of .* are not those the model in .* was trained on: label 0 is 'ant' here and "
+                     r"'cat' in the run;", capsys.readouterr().err)
+    out = str(tmp_path / "unchecked.tflite")
+    assert cli.main(["export", *gone, "--max-examples", "0", "--out", out]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["examples"] == 0 and res["split"] is None and os.path.getsize(out) == res["bytes"] > 10_000
+    assert all(res[k] is None for k in VERIFICATION) and "DEPTHWISE_CONV_2D" in res["ops"]
 
 
 @pytest.mark.parametrize("name,alpha", [("mobilenet_v1", 0.25), ("mobilenet_v3_large", 0.75),
