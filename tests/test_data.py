@@ -132,6 +132,28 @@ def test_unknown_split_tfds(digits_dir):
         get_datasets(cfg, batch_size=8, eval_batch_size=8)
 
 
+def test_eval_overlap_counts_the_evaluation_examples_that_are_trained_on(tmp_path, digits_dir):
+    """A final run on all of `train` still validated on `train[90%:]` evaluates on training examples: counted, by
+    index ranges for tfds (sklearn_digits: train 1,438, test 359) and by file for image folders (both pipelines)."""
+    def overlap(train_split, eval_split, **kw):
+        cfg = data_config(train_split=train_split, eval_split=eval_split, **kw)
+        return get_datasets(cfg, batch_size=4, eval_batch_size=4).eval_overlap
+
+    digits = dict(dataset="sklearn_digits", data_dir=digits_dir)
+    assert overlap("train", "train[90%:]", **digits) == 1438 - round(0.9 * 1438) == 144
+    assert overlap("train[:90%]", "train[90%:]", **digits) == 0
+    assert overlap("train", "test", **digits) == 0
+    assert overlap("train[100:300]+test", "train[250:]+test[:10]", **digits) == 50 + 10
+    make_folder(tmp_path, {"train": {"a": 6, "b": 4}, "val": {"a": 2, "b": 2}}, size=(8, 8))
+    for pipeline in ("tf", "memory"):
+        folder = dict(dataset=f"image_folder:{tmp_path}", image_size=8, pipeline=pipeline, train_augment="pad_crop",
+                      eval_resize="resize")
+        assert overlap("train", "train[50%:]", **folder) == 5
+        assert overlap("train[:50%]", "train[50%:]", **folder) == 0
+        assert overlap("train+val", "val", **folder) == 4
+        assert overlap("train", "val", **folder) == 0
+
+
 # ---- tfds names (mocked) ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,eval_split", [("cifar10", "test"), ("tf_flowers", "train[90%:]")])
 def test_tfds_mock(tmp_path, name, eval_split):

@@ -37,6 +37,7 @@ def test_digits_run_writes_everything(tmp_path, digits_dir):
     assert res["steps"] == 2 * (200 // 8) and res["eval_examples"] == 359  # every test example, batch 7 ∤ 359
     assert 0.0 <= res["final_accuracy"] <= 1.0 and res["best_accuracy"] >= res["final_accuracy"]
     assert res["params"] > 0 and res["macs"] > 0 and res["img_per_s"] > 0 and res["compile_s"] > 0
+    assert res["eval_overlap"] == 0  # test is held out
     for f in ("results.json", "config.json", "run.json", "metrics.jsonl", "learning_curves.png"):
         assert os.path.exists(tmp_path / f), f
     assert os.listdir(tmp_path / "tensorboard")
@@ -95,6 +96,18 @@ def test_eval_and_predict_cli_output(tmp_path, tmp_path_factory, folder, capsys)
         assert cli.main(["predict", "--workdir", str(tmp_path), *args]) == 2
         cap = capsys.readouterr()
         assert cap.out == "" and cap.err.startswith(f"mobilejax: error: {message}") and cap.err.count("\n") == 1
+
+
+def test_evaluating_on_training_examples_is_said(tmp_path, folder, capsys):
+    """Validation on examples the run trains on (here all of `train` and its last half) is allowed (a final run on
+    every image) but said, on stderr and in results.json."""
+    c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="train[50%:]")
+    c.num_train_steps = 1
+    capsys.readouterr()
+    res = train_and_evaluate(c, str(tmp_path))
+    assert res["eval_overlap"] == res["eval_examples"] == 11
+    assert ("mobilejax: warning: 11 of the 11 evaluation examples ('train[50%:]') are training examples too ('train'): "
+            "the validation accuracy is not measured on held-out data") in capsys.readouterr().err
 
 
 def test_model_learns_a_separable_problem(tmp_path, folder):

@@ -46,6 +46,12 @@ class DatasetsBase:
         raise NotImplementedError
 
     @functools.cached_property
+    def eval_overlap(self) -> int | None:
+        """How many examples of the evaluation split the training split holds too (0: held out; None: unknown), e.g.
+        a final run on all of `train` still validated on `train[90%:]`: its accuracy is then not a held-out one."""
+        raise NotImplementedError
+
+    @functools.cached_property
     def steps_per_epoch(self) -> int:
         spe = self.num_train_examples // self.batch_size
         if spe < 1:

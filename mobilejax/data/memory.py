@@ -135,6 +135,12 @@ class MemoryDatasets(DatasetsBase):
     def num_train_examples(self) -> int:
         return len(self._split(self._o.train_split)[1])
 
+    @functools.cached_property
+    def eval_overlap(self) -> int:
+        def files(spec):
+            return {path for path, _ in folders.select(spec, self._split_files, self.class_names, self._where)}
+        return len(files(self._o.train_split) & files(self._o.eval_split))
+
     # ---- training -------------------------------------------------------------------------------------------------
     def _epoch(self, epoch: int):
         """(order, crop offsets or None, flips or None) of one epoch's steps_per_epoch * batch_size positions."""

@@ -71,6 +71,10 @@ class Datasets(DatasetsBase):
     def num_train_examples(self) -> int:
         return self._train.num_examples
 
+    @functools.cached_property
+    def eval_overlap(self) -> int | None:
+        return self._source.overlap(self._o.train_split, self._o.eval_split)
+
     # ---- training -------------------------------------------------------------------------------------------------
     def train_dataset(self, start_step: int = 0) -> tf.data.Dataset:
         """The infinite training `tf.data.Dataset` starting at global step `start_step`."""

@@ -35,6 +35,15 @@ def _parse_split(spec: str, where: str) -> tfds.core.ReadInstruction:
                          "'train[90%:]', 'train[10:50]' or 'train+val'") from None
 
 
+def _ranges(spec: str, splits) -> list[tuple[str, int, int]]:
+    """[(split name, start, stop)] of a split spec, from the splits' sizes."""
+    out = []
+    for a in tfds.core.ReadInstruction.from_spec(spec).to_absolute(splits):
+        n = int(splits[a.splitname].num_examples)
+        out.append((a.splitname, 0 if a.from_ is None else a.from_, n if a.to is None else a.to))
+    return out
+
+
 def _check_split_names(spec: str, available, where: str):
     available = list(available)
     for name in folders.split_names(spec):
@@ -99,6 +108,17 @@ class TfdsSource:
     def describe_error(self, split: Split, error: Exception) -> Exception:
         return RuntimeError(f"reading split {split.spec!r} of {self.where} failed: {error}")
 
+    def overlap(self, spec_a: str, spec_b: str) -> int | None:
+        """How many examples two split specs share (their index ranges in each split); None if the builder does not
+        know its splits' sizes."""
+        splits = self.builder.info.splits
+        try:
+            ranges = [_ranges(spec, splits) for spec in (spec_a, spec_b)]
+        except (KeyError, ValueError, NotImplementedError):
+            return None
+        return sum(max(0, min(b, d) - max(a, c)) for name, a, b in ranges[0] for other, c, d in ranges[1]
+                   if name == other)
+
 
 class ImageFolderSource:
     """`image_folder:PATH`: PATH/<split>/<class>/*.jpg|jpeg|png, listed, ordered and sliced as `folders.py` says
@@ -138,6 +158,10 @@ class ImageFolderSource:
         ds = ds.map(lambda p, y: {"image": tf.io.read_file(p), "label": y},
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return Split(spec, ds.cache() if self._cache else ds, len(paths), files=paths)
+
+    def overlap(self, spec_a: str, spec_b: str) -> int:
+        """How many image files two split specs share."""
+        return len({p for p, _ in self.select(spec_a)} & {p for p, _ in self.select(spec_b)})
 
     def describe_error(self, split: Split, error: Exception) -> Exception:
         """After a tf error while iterating: decode every file of the split to find the unreadable ones."""

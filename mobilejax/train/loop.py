@@ -44,6 +44,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                       seed=config.seed, process=(jax.process_index(), jax.process_count()))
     ds.check_classes()
+    if ds.eval_overlap and distributed.is_primary():
+        print(f"mobilejax: warning: {ds.eval_overlap} of the {ds.num_eval_examples} evaluation examples "
+              f"({config.data.eval_split!r}) are training examples too ({config.data.train_split!r}): the validation "
+              "accuracy is not measured on held-out data", file=sys.stderr, flush=True)
     plan = Plan.create(config, ds.steps_per_epoch)
     program = get_program(config, ds.num_classes, ds.image_size, plan.steps_per_epoch, plan.total_steps)
     steps = program.steps
@@ -282,7 +286,7 @@ def _write_results(config, workdir: str, program: Program, ds, plan: Plan, meta:
         "batch_size": config.batch_size, "wall_time_s": round(float(meta["wall_time_s"]), 2),
         "session_time_s": round(session_s, 2),
         "compile_s": round(log.compile_s, 2) if log.compile_s is not None else None, "img_per_s": log.img_per_s,
-        "input_wait_frac": log.input_wait_frac, "devices": jax.device_count(), "backend": jax.default_backend(),
+        "input_wait_frac": log.input_wait_frac, "eval_overlap": ds.eval_overlap, "devices": jax.device_count(), "backend": jax.default_backend(),
         "dtype": config.dtype,
     }
     if jax.process_count() > 1:
