@@ -286,7 +286,8 @@ def _write_results(config, workdir: str, program: Program, ds, plan: Plan, meta:
         "batch_size": config.batch_size, "wall_time_s": round(float(meta["wall_time_s"]), 2),
         "session_time_s": round(session_s, 2),
         "compile_s": round(log.compile_s, 2) if log.compile_s is not None else None, "img_per_s": log.img_per_s,
-        "input_wait_frac": log.input_wait_frac, "eval_overlap": ds.eval_overlap, "devices": jax.device_count(), "backend": jax.default_backend(),
+        "input_wait_frac": log.input_wait_frac, "eval_overlap": ds.eval_overlap, "devices": jax.device_count(),
+        "backend": jax.default_backend(),
         "dtype": config.dtype,
     }
     if jax.process_count() > 1:
