@@ -135,13 +135,14 @@ def describe_os_error(e: OSError) -> str:
     return f"{e.filename}: {reason}" if e.filename else reason
 
 
-def check_resume(config, workdir: str, class_names: list[str]) -> dict | None:
+def check_resume(config, workdir: str, class_names: list[str], train_examples: int | None = None) -> dict | None:
     """Refuse to mix runs; returns the run-changing differences to record when the user allowed them.
 
     A workdir holding another model's run (another architecture, or another number of classes in the data) is only
     replaced with config.overwrite=True (which deletes that run). A run resumed with settings that change what it
-    computes (learning rate, schedule, batch size, resolution, epochs, data, the classes' names, ...) is refused with
-    the list of differences unless config.allow_changes=True."""
+    computes (learning rate, schedule, batch size, resolution, epochs, data, the classes' names, the number of
+    training examples: an image folder that gained or lost images since) is refused with the list of differences unless
+    config.allow_changes=True."""
     run = read_json(os.path.join(workdir, RUN_FILE))
     if run is None:
         return None
@@ -162,6 +163,9 @@ def check_resume(config, workdir: str, class_names: list[str]) -> dict | None:
     changes = config_changes(config_lib.from_dict(saved).to_dict(), config.to_dict()) if saved is not None else []
     if class_difference(class_names, trained):
         changes.append(f"classes of {config.data.dataset!r}: {class_difference(class_names, trained)}")
+    if train_examples is not None and run.get("train_examples", train_examples) != train_examples:
+        changes.append(f"training examples of {config.data.dataset!r} {config.data.train_split!r}: "
+                       f"{run['train_examples']} -> {train_examples}")
     if changes and not config.allow_changes:
         raise WorkdirConflictError(
             f"workdir {workdir!r} holds a run started with other settings: {'; '.join(changes)}. Resuming would "
@@ -203,7 +207,7 @@ def clear(workdir: str) -> None:
 
 
 def record_run(workdir: str, config, *, class_names: list[str], image_size: int, step: int,
-               accepted: dict | None) -> None:
+               accepted: dict | None, train_examples: int | None = None) -> None:
     """Write config.json (the settings the run started with, kept on resume) and run.json."""
     run = read_json(os.path.join(workdir, RUN_FILE)) or {}
     if not os.path.exists(os.path.join(workdir, CONFIG_FILE)) or not run:
@@ -214,7 +218,8 @@ def record_run(workdir: str, config, *, class_names: list[str], image_size: int,
         write_json(os.path.join(workdir, CONFIG_FILE), config.to_dict())
     write_json(os.path.join(workdir, RUN_FILE), {
         "model": model_identity(config), "class_names": class_names, "num_classes": len(class_names),
-        "image_size": image_size, **({"accepted_changes": history} if history else {})})
+        "image_size": image_size, **({"train_examples": train_examples} if train_examples is not None else {}),
+        **({"accepted_changes": history} if history else {})})
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

@@ -384,10 +384,10 @@ def test_resume_with_changed_settings_is_refused_unless_allowed(tmp_path, digits
     assert "optim.learning_rate: 0.05 -> 0.5" in run["accepted_changes"][0]["changes"]
 
 
-def test_resume_on_data_whose_classes_changed(tmp_path):
-    """The image folder changed under a run: a class renamed (the same count, labels that now mean other classes) is a
-    change to allow explicitly, and recorded; a class added (another classifier) is another model: overwrite or
-    another workdir. Nothing is lost in either refusal."""
+def test_resume_on_data_that_changed(tmp_path):
+    """The image folder changed under a run: a class renamed (the same count, labels that now mean other classes) or
+    images added (another epoch length and order) are changes to allow explicitly, and recorded; a class added
+    (another classifier) is another model: overwrite or another workdir. Nothing is lost in any refusal."""
     folder = make_folder(tmp_path / "images", size=16)
     workdir = str(tmp_path / "run")
     c = tiny_config(dataset=f"image_folder:{folder}", train_split="train", eval_split="val")
@@ -405,6 +405,14 @@ def test_resume_on_data_whose_classes_changed(tmp_path):
     run = json.load(open(os.path.join(workdir, "run.json")))
     assert run["class_names"] == ["ant", "cat", "frog"]
     assert any(change.startswith("classes of ") for change in run["accepted_changes"][0]["changes"])
+    # images added to a class since: another epoch length and order, so not the run's data any more
+    os.link(os.path.join(folder, "train", "cat", "0.png"), os.path.join(folder, "train", "cat", "extra.png"))
+    longer.allow_changes = False
+    with pytest.raises(WorkdirConflictError, match=r"other settings: training examples of 'image_folder:.*images' "
+                                                   r"'train': 21 -> 22\. Resuming"):
+        train_and_evaluate(longer, workdir)
+    os.remove(os.path.join(folder, "train", "cat", "extra.png"))
+    longer.allow_changes = True
     os.makedirs(os.path.join(folder, "val", "bird"))
     os.link(os.path.join(folder, "val", "cat", "0.png"), os.path.join(folder, "val", "bird", "0.png"))
     with pytest.raises(WorkdirConflictError, match=r"holds a run of a model of 3 classes and 'image_folder:.*images' "

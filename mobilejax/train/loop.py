@@ -54,7 +54,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     workdir_lib.prepare(workdir)
     primary = distributed.is_primary()
     with workdir_lib.hold(workdir) if primary else contextlib.nullcontext():  # one `train` per workdir
-        accepted = workdir_lib.check_resume(config, workdir, ds.class_names)
+        accepted = workdir_lib.check_resume(config, workdir, ds.class_names, ds.num_train_examples)
         enable_compilation_cache()
 
         ckpt = Checkpoints(workdir, config.keep_checkpoints)
@@ -65,7 +65,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 return workdir_lib.read_json(os.path.join(workdir, workdir_lib.RESULTS_FILE))
             if primary:
                 workdir_lib.record_run(workdir, config, class_names=ds.class_names, image_size=ds.image_size,
-                                       step=meta["step"], accepted=accepted)
+                                       step=meta["step"], accepted=accepted, train_examples=ds.num_train_examples)
             log = TrainLog(MetricWriter(workdir, meta["step"]) if primary else None, plan, config, ckpt, workdir,
                            meta["step"])
             with StopRequest() as stop:
