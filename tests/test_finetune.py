@@ -91,6 +91,24 @@ def test_backbone_learning_rate_scale(tmp_path, folder, pretrained):
     assert 0 < moved[0.1] < 0.5 * moved[1.0]
 
 
+def test_settings_that_change_what_the_pretrained_network_computes_are_said(tmp_path, folder, pretrained, capsys):
+    """Padding, BatchNorm epsilon and input normalisation other than the pretrained run's (e.g. the defaults for
+    weights converted from Keras) leave every tensor fitting but feed the features other inputs: a warning that names
+    them and the overrides that match. A fine-tuning run with the pretrained run's settings says nothing."""
+    from mobilejax.train.pretrained import check_init_from
+    c = _finetune_config(folder, pretrained)
+    capsys.readouterr()
+    check_init_from(c, str(tmp_path / "same"))
+    assert capsys.readouterr().err == ""
+    c.model.padding, c.data.normalize = "same", "minus_one_one"
+    check_init_from(c, str(tmp_path / "other"))
+    assert capsys.readouterr().err == (
+        f"mobilejax: warning: init_from={pretrained!r} computed with model.padding='symmetric', "
+        "data.normalize='imagenet' and this run uses 'same', 'minus_one_one': its pretrained features see other "
+        "inputs than they were trained on (--config.model.padding=symmetric --config.data.normalize=imagenet match "
+        "them)\n")
+
+
 def test_weights_that_do_not_fit(tmp_path, folder, pretrained):
     c = _finetune_config(folder, pretrained)
     c.model.alpha = 0.5  # another width: every conv differs

@@ -10,10 +10,16 @@ import sys
 import jax
 import numpy as np
 
+from mobilejax import distributed
 from mobilejax.errors import UsageError
 from mobilejax.optim import HEAD
 
 CHECKPOINTS = ("best", "latest")
+# How the pretrained network computes, without changing its tensors' shapes: a fine-tuning run that sets these
+# otherwise (e.g. the default symmetric padding, epsilon 1e-5 and ImageNet mean/std for weights converted from Keras,
+# which pads "same", uses epsilon 1e-3 and scales to [-1, 1]) feeds the pretrained features other inputs. Said, not
+# refused: it may be meant.
+NUMERICS = ("model.padding", "model.bn_epsilon", "data.normalize")
 
 
 def checkpoint_path(run_dir: str, which: str = "best") -> tuple[str, int]:
@@ -50,6 +56,37 @@ def check_init_from(config, workdir: str) -> None:
         own.close()
     if not resuming:
         checkpoint_path(config.init_from, config.init_checkpoint)
+        different = numerics_difference(config, config.init_from)
+        if different and distributed.is_primary():
+            print(f"mobilejax: warning: init_from={config.init_from!r} computed with {different[0]} and this run uses "
+                  f"{different[1]}: its pretrained features see other inputs than they were trained on "
+                  f"({different[2]} match them)", file=sys.stderr, flush=True)
+
+
+def numerics_difference(config, run_dir: str) -> tuple[str, str, str] | None:
+    """None if `config` computes as the run in `run_dir` did (`NUMERICS`); else (its values, this config's, the
+    overrides that match it), in words. A run directory without a readable config.json says nothing."""
+    from mobilejax import workdir as workdir_lib
+    from mobilejax.models import create_model_from_config
+
+    try:
+        source = workdir_lib.load_config(run_dir)
+    except UsageError:
+        return None
+
+    def value(cfg, key):
+        section, name = key.split(".")
+        if section == "model":  # what the model computes with: the knob, else its family's default
+            return getattr(create_model_from_config(cfg.model, num_classes=2), name, None)
+        return cfg[section].get(name)
+    try:
+        keys = [k for k in NUMERICS if value(source, k) is not None and value(source, k) != value(config, k)]
+    except (ValueError, TypeError, KeyError, AttributeError):  # a source config this version cannot read: say nothing
+        return None
+    if not keys:
+        return None
+    return (", ".join(f"{k}={value(source, k)!r}" for k in keys), ", ".join(f"{value(config, k)!r}" for k in keys),
+            " ".join(f"--config.{k}={value(source, k)}" for k in keys))
 
 
 def load(run_dir: str, which: str = "best") -> tuple[dict, dict, int]:
