@@ -29,7 +29,7 @@ def folder(tmp_path_factory):
 
 
 @pytest.mark.heavy
-def test_digits_run_writes_everything(tmp_path, digits_dir):
+def test_digits_run_writes_everything(tmp_path, digits_dir, capsys):
     c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:200]", eval_split="test")
     c.num_epochs = 2
     c.eval_every_epochs = 1
@@ -46,9 +46,15 @@ def test_digits_run_writes_everything(tmp_path, digits_dir):
     assert all({"train_loss", "lr", "img_per_s", "epoch"} <= r.keys() for r in rows if "train_loss" in r)
 
     # eval from the CLI: best checkpoint, every example once; then on another split by override
+    capsys.readouterr()
     assert cli.main(["eval", "--workdir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out)["eval_overlap"] == 0
     assert cli.main(["eval", "--workdir", str(tmp_path), "--config.data.eval_split=train[:30]",
                      "--config.eval_batch_size=4"]) == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["eval_overlap"] == 30  # examples the run trained on, and said so
+    assert ("mobilejax: warning: 30 of the 30 examples of 'train[:30]' are training examples of the run "
+            "('train[:200]'): this accuracy is not measured on held-out data") in cap.err
 
 
 def test_eval_and_predict_cli_output(tmp_path, tmp_path_factory, folder, capsys):

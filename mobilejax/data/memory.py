@@ -136,10 +136,13 @@ class MemoryDatasets(DatasetsBase):
         return len(self._split(self._o.train_split)[1])
 
     @functools.cached_property
-    def eval_overlap(self) -> int:
+    def eval_overlap(self) -> int | None:
         def files(spec):
             return {path for path, _ in folders.select(spec, self._split_files, self.class_names, self._where)}
-        return len(files(self._o.train_split) & files(self._o.eval_split))
+        try:
+            return len(files(self._o.train_split) & files(self._o.eval_split))
+        except ValueError:  # evaluation alone: the training split need not exist here
+            return None
 
     # ---- training -------------------------------------------------------------------------------------------------
     def _epoch(self, epoch: int):

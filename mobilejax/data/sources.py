@@ -160,8 +160,11 @@ class ImageFolderSource:
         return Split(spec, ds.cache() if self._cache else ds, len(paths), files=paths)
 
     def overlap(self, spec_a: str, spec_b: str) -> int:
-        """How many image files two split specs share."""
-        return len({p for p, _ in self.select(spec_a)} & {p for p, _ in self.select(spec_b)})
+        """How many image files two split specs share; None if one of them is not a split of this folder."""
+        try:
+            return len({p for p, _ in self.select(spec_a)} & {p for p, _ in self.select(spec_b)})
+        except ValueError:
+            return None
 
     def describe_error(self, split: Split, error: Exception) -> Exception:
         """After a tf error while iterating: decode every file of the split to find the unreadable ones."""

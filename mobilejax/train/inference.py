@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import jax
 import ml_collections
@@ -50,7 +51,25 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str, checkpoint: str = 
     out = evaluate_batches(steps, state, ds.eval_batches())
     out.update({"checkpoint": checkpoint, "step": int(meta["step"]), "dataset": config.data.dataset,
                 "split": config.data.eval_split})
+    overlap = _overlap_with_training(config, workdir, run, ds)
+    if overlap is not None:
+        out["eval_overlap"] = overlap
     return out
+
+
+def _overlap_with_training(config, workdir: str, run: dict, ds) -> int | None:
+    """How many of the evaluated examples the run trained on (said on stderr when not 0); None where that is not
+    known: a converted model, or data other than the run's (another dataset or training split)."""
+    saved = workdir_lib.load_config(workdir).data
+    if "train_examples" not in run or (config.data.dataset, config.data.train_split) != (saved.dataset,
+                                                                                           saved.train_split):
+        return None
+    overlap = ds.eval_overlap
+    if overlap:
+        print(f"mobilejax: warning: {overlap} of the {ds.num_eval_examples} examples of {config.data.eval_split!r} are "
+              f"training examples of the run ({config.data.train_split!r}): this accuracy is not measured on held-out "
+              "data", file=sys.stderr, flush=True)
+    return overlap
 
 
 def predict(config: ml_collections.ConfigDict, workdir: str, paths: list[str], top_k: int = 5,
