@@ -140,6 +140,7 @@ def test_partial_replicated_sweep_report(tmp_path):
     assert len(list(csv.DictReader(open(os.path.join(sweep, "runs.csv"))))) == 6
     md = open(os.path.join(sweep, "report.md")).read()
     assert "0.9100 ± 0.0100" in md and "linear vs relu6" in md and "Failed: `relu6/seed-2`" in md
+    assert "Validated on training examples" not in md  # results without eval_overlap (or 0): nothing to say
     # the runs table lists each run's validation accuracy after every evaluation (none logged: an empty cell)
     (lin0,) = [line for line in md.splitlines() if line.startswith("| lin/seed-0 |")]
     assert lin0.endswith("| 1: 0.851, 2: 0.900 |")
@@ -181,7 +182,13 @@ def test_report_without_sweep_json_finds_seed_runs(tmp_path):
     _run(sweep, "wide/seed-0", 0.70)
     _run(sweep, "wide/seed-1", 0.74)
     _run(sweep, "narrow", 0.60)
+    with open(os.path.join(sweep, "narrow", "results.json")) as f:  # validated on examples it trained on
+        results = json.load(f)
+    with open(os.path.join(sweep, "narrow", "results.json"), "w") as f:
+        json.dump({**results, "eval_overlap": 40, "eval_examples": 50}, f)
     report = write_report(sweep, echo=False)
+    assert ("Validated on training examples (their accuracy is not a held-out one): `narrow` (40 of 50)"
+            in open(os.path.join(sweep, "report.md")).read())
     assert [(r["run"], r["trial"], r["seed"]) for r in report["rows"]] == [
         ("narrow", "narrow", None), ("wide/seed-0", "wide", 0), ("wide/seed-1", "wide", 1)]
     assert {t["trial"]: (t["n"], round(t["best_accuracy"], 6)) for t in report["trials"]} == {

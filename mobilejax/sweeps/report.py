@@ -71,7 +71,8 @@ def collect(workdir: str) -> tuple[dict | None, list[dict]]:
                "overrides_dict": overrides, "dir": d, "metrics": metrics, "error": ""}
         if results is not None:
             row["status"] = "done"
-            for k in ("params", "macs", "best_accuracy", "final_accuracy", "epochs", "wall_time_s", "img_per_s"):
+            for k in ("params", "macs", "best_accuracy", "final_accuracy", "epochs", "wall_time_s", "img_per_s",
+                      "eval_overlap", "eval_examples"):
                 row[k] = results.get(k)
         else:
             st = status_file.get("status") or state.get(name, {}).get("status")
@@ -316,6 +317,8 @@ def write_report(workdir: str, echo: bool = True) -> dict:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     missing = [r["run"] for r in rows if r["status"] in ("not started", "unfinished")]
     failed = [r for r in rows if r["status"] == "failed"]
+    # runs validated on examples they trained on (results.json's eval_overlap): their accuracies are not held-out ones
+    overlapping = [f"`{r['run']}` ({r['eval_overlap']} of {r['eval_examples']})" for r in rows if r.get("eval_overlap")]
     md = [f"# Sweep report: {name}", ""]
     if manifest:
         md += [f"- experiment: `{manifest.get('experiment')}`", f"- base config: `{manifest.get('base')}`"]
@@ -337,6 +340,9 @@ def write_report(workdir: str, echo: bool = True) -> dict:
         md += ["Missing: " + ", ".join(f"`{r['run']}` ({r['status']})" for r in rows if r["run"] in missing)
                + " (unfinished runs are not counted in n; a trial with no finished run shows the best/last "
                "validation accuracy so far).", ""]
+    if overlapping:
+        md += ["Validated on training examples (their accuracy is not a held-out one): " + ", ".join(overlapping),
+               ""]
     for r in failed:
         md += [f"Failed: `{r['run']}`", "", "```", r["error"].strip()[-2000:] or "(no output)", "```", ""]
     if len(rows) > len(trials):
@@ -358,6 +364,9 @@ def write_report(workdir: str, echo: bool = True) -> dict:
             print("missing (not started / unfinished): " + ", ".join(missing), file=sys.stderr)
         if failed:
             print("failed: " + ", ".join(r["run"] for r in failed), file=sys.stderr)
+        if overlapping:
+            print("validated on training examples: " + ", ".join(o.replace("`", "") for o in overlapping),
+                  file=sys.stderr)
         print("wrote " + ", ".join(files.values()), file=sys.stderr)
     return {"rows": [{k: v for k, v in r.items() if k not in ("metrics",)} for r in rows], "trials": trials,
             "comparisons": comps, "files": files, "missing": missing, "failed": [r["run"] for r in failed],
