@@ -2,7 +2,12 @@
 each belongs to.
 
 usage: python scripts/op_profile.py MODEL [--alpha 1.0] [--resolution 224] [--batch 32] [--steps 3] [--top 40]
-                                      [--option small_input=True ...]
+                                      [--dtype float32|bfloat16] [--option small_input=True ...] [--save DIR]
+       python scripts/op_profile.py --load DIR [--top 40] [--by-layer]
+
+`--save DIR` keeps what the analysis reads (the Perfetto trace, the optimised HLO of the step, the run's settings),
+so a capture made where time is scarce (a lent GPU machine: `--save $OUT/profile`) is analysed later, elsewhere,
+with `--load DIR`.
 
 Runs `mobilejax.bench`'s train step under `jax.profiler.trace` (Python tracer off), reads the Perfetto trace, and joins
 each op's time with the optimised HLO of the step (its shape and the `op_name` metadata: e.g. `blocks_1/bn_pw/...`,
@@ -73,21 +78,8 @@ def layer_kind(meta: str) -> tuple[str, str]:
     return "other", pass_
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("model")
-    p.add_argument("--alpha", type=float, default=1.0)
-    p.add_argument("--resolution", type=int, default=224)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--top", type=int, default=40)
-    p.add_argument("--by-layer", action="store_true",
-                   help="also the totals per layer kind (stem, depthwise, 1x1, BatchNorm, ...), as "
-                        "scripts/peer_op_profile.py prints them for PyTorch")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a model knob, e.g. small_input=True (as `mobilejax bench --option`)")
-    a = p.parse_args()
-
+def capture(a) -> tuple[dict, str, dict]:
+    """(Perfetto trace, optimised HLO text of the train step, benchmark result) of `a.steps` profiled steps."""
     captured = {}
     compile_orig = jax.stages.Lowered.compile
 
@@ -99,7 +91,7 @@ def main() -> None:
 
     jax.stages.Lowered.compile = compile_and_keep
     from mobilejax.config import parse_args
-    kw = dict(alpha=a.alpha, resolution=a.resolution, batch=a.batch, options=parse_args(a.option))
+    kw = dict(alpha=a.alpha, resolution=a.resolution, batch=a.batch, dtype=a.dtype, options=parse_args(a.option))
     bench.run_benchmark(a.model, steps=1, warmup=1, **kw)  # compile (and fill the cache) outside the trace
     options = jax.profiler.ProfileOptions()
     options.python_tracer_level = 0
@@ -108,17 +100,36 @@ def main() -> None:
         with jax.profiler.trace(d, create_perfetto_trace=True, profiler_options=options):
             result = bench.run_benchmark(a.model, steps=a.steps, warmup=1, **kw)
         trace = json.load(gzip.open(glob.glob(f"{d}/plugins/profile/*/perfetto_trace.json.gz")[0]))
-    runs = a.steps + 1  # the warm-up step also runs inside the trace
-    ops = hlo_ops(captured.get("hlo", ""))
+    return trace, captured.get("hlo", ""), result
+
+
+def save(directory: str, trace: dict, hlo: str, run: dict) -> None:
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    with gzip.open(out / "perfetto_trace.json.gz", "wt") as f:
+        json.dump(trace, f)
+    (out / "train_step.hlo.txt").write_text(hlo)
+    (out / "run.json").write_text(json.dumps(run, indent=1))
+
+
+def load(directory: str) -> tuple[dict, str, dict]:
+    d = Path(directory)
+    return (json.load(gzip.open(d / "perfetto_trace.json.gz", "rt")), (d / "train_step.hlo.txt").read_text(),
+            json.loads((d / "run.json").read_text()))
+
+
+def analyse(trace: dict, hlo: str, run: dict, top: int, by_layer: bool) -> None:
+    runs = run["steps"] + 1  # the warm-up step also runs inside the trace
+    ops = hlo_ops(hlo)
     dur = collections.defaultdict(float)
     for e in trace["traceEvents"]:
         if e.get("ph") == "X" and e.get("name") in ops:
             dur[e["name"]] += e.get("dur", 0) / 1e3 / runs
     total = sum(dur.values())
-    print(f"{a.model}: {result['img_per_s']} img/s under the profiler; {len(dur)} ops, {total:.0f} ms of op time per "
-          f"step (summed over threads)\n")
+    print(f"{run['model']}: {run['img_per_s']} img/s under the profiler ({run.get('backend', '?')}); {len(dur)} ops, "
+          f"{total:.0f} ms of op time per step (summed over threads)\n")
     print(f"{'ms/step':>8}  {'op':30s} {'shape':42s} layer")
-    for name, ms in sorted(dur.items(), key=lambda kv: -kv[1])[:a.top]:
+    for name, ms in sorted(dur.items(), key=lambda kv: -kv[1])[:top]:
         shape, meta = ops[name]
         print(f"{ms:8.1f}  {name[:30]:30s} {shape[:42]:42s} {meta.removeprefix('jit(train_step)/')[-80:]}")
     kinds = collections.defaultdict(float)
@@ -131,18 +142,49 @@ def main() -> None:
         kinds[key] += ms
         counts[key] += 1
     print(f"\n{'ms/step':>8}  {'count':>5}  kind / pass / primitive")
-    for key, ms in sorted(kinds.items(), key=lambda kv: -kv[1])[:a.top]:
+    for key, ms in sorted(kinds.items(), key=lambda kv: -kv[1])[:top]:
         print(f"{ms:8.1f}  {counts[key]:5d}  {' / '.join(key)}")
-    if a.by_layer:
-        by_layer = collections.defaultdict(float)
+    if by_layer:
+        by_kind = collections.defaultdict(float)
         n_layer = collections.Counter()
         for name, ms in dur.items():
             key = layer_kind(ops[name][1])
-            by_layer[key] += ms
+            by_kind[key] += ms
             n_layer[key] += 1
         print(f"\n{'ms/step':>8}  {'share':>6}  {'ops':>5}  layer kind / pass")
-        for key, ms in sorted(by_layer.items(), key=lambda kv: -kv[1]):
+        for key, ms in sorted(by_kind.items(), key=lambda kv: -kv[1]):
             print(f"{ms:8.1f}  {ms / total:6.1%}  {n_layer[key]:5d}  {' / '.join(key)}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("model", nargs="?")
+    p.add_argument("--alpha", type=float, default=1.0)
+    p.add_argument("--resolution", type=int, default=224)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--top", type=int, default=40)
+    p.add_argument("--by-layer", action="store_true",
+                   help="also the totals per layer kind (stem, depthwise, 1x1, BatchNorm, ...), as "
+                        "scripts/peer_op_profile.py prints them for PyTorch")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model knob, e.g. small_input=True (as `mobilejax bench --option`)")
+    p.add_argument("--save", metavar="DIR", help="also keep the trace, the HLO and the settings in DIR")
+    p.add_argument("--load", metavar="DIR", help="analyse a capture saved with --save instead of profiling")
+    a = p.parse_args()
+    if a.load:
+        trace, hlo, run = load(a.load)
+    else:
+        if not a.model:
+            p.error("MODEL is required (or --load DIR)")
+        trace, hlo, result = capture(a)
+        run = {"model": a.model, "alpha": a.alpha, "resolution": a.resolution, "batch": a.batch, "dtype": a.dtype,
+               "options": a.option, "steps": a.steps, "img_per_s": result["img_per_s"],
+               "backend": jax.default_backend(), "device": jax.devices()[0].device_kind, "jax": jax.__version__}
+        if a.save:
+            save(a.save, trace, hlo, run)
+    analyse(trace, hlo, run, a.top, a.by_layer)
 
 
 if __name__ == "__main__":
