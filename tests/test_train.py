@@ -53,8 +53,8 @@ def test_digits_run_writes_everything(tmp_path, digits_dir, capsys):
                      "--config.eval_batch_size=4"]) == 0
     cap = capsys.readouterr()
     assert json.loads(cap.out)["eval_overlap"] == 30  # examples the run trained on, and said so
-    assert ("mobilejax: warning: 30 of the 30 examples of 'train[:30]' are training examples of the run "
-            "('train[:200]'): this accuracy is not measured on held-out data") in cap.err
+    assert ("mobilejax: warning: 30 of the 30 evaluation examples ('train[:30]') are training examples too "
+            "('train[:200]'): their accuracy is not measured on held-out data") in cap.err
 
 
 def test_eval_and_predict_cli_output(tmp_path, tmp_path_factory, folder, capsys):
@@ -113,7 +113,7 @@ def test_evaluating_on_training_examples_is_said(tmp_path, folder, capsys):
     res = train_and_evaluate(c, str(tmp_path))
     assert res["eval_overlap"] == res["eval_examples"] == 11
     assert ("mobilejax: warning: 11 of the 11 evaluation examples ('train[50%:]') are training examples too ('train'): "
-            "the validation accuracy is not measured on held-out data") in capsys.readouterr().err
+            "their accuracy is not measured on held-out data") in capsys.readouterr().err
 
 
 def test_model_learns_a_separable_problem(tmp_path, folder):

@@ -51,6 +51,13 @@ class DatasetsBase:
         a final run on all of `train` still validated on `train[90%:]`: its accuracy is then not a held-out one."""
         raise NotImplementedError
 
+    def overlap_warning(self) -> str | None:
+        """What to say when the evaluation split holds training examples (None: held out, or not known)."""
+        if not self.eval_overlap:
+            return None
+        return (f"{self.eval_overlap} of the {self.num_eval_examples} evaluation examples ({self.eval_split!r}) are "
+                f"training examples too ({self.train_split!r}): their accuracy is not measured on held-out data")
+
     @functools.cached_property
     def steps_per_epoch(self) -> int:
         spe = self.num_train_examples // self.batch_size

@@ -159,7 +159,7 @@ class ImageFolderSource:
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return Split(spec, ds.cache() if self._cache else ds, len(paths), files=paths)
 
-    def overlap(self, spec_a: str, spec_b: str) -> int:
+    def overlap(self, spec_a: str, spec_b: str) -> int | None:
         """How many image files two split specs share; None if one of them is not a split of this folder."""
         try:
             return len({p for p, _ in self.select(spec_a)} & {p for p, _ in self.select(spec_b)})

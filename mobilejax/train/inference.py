@@ -64,12 +64,9 @@ def _overlap_with_training(config, workdir: str, run: dict, ds) -> int | None:
     if "train_examples" not in run or (config.data.dataset, config.data.train_split) != (saved.dataset,
                                                                                            saved.train_split):
         return None
-    overlap = ds.eval_overlap
-    if overlap:
-        print(f"mobilejax: warning: {overlap} of the {ds.num_eval_examples} examples of {config.data.eval_split!r} are "
-              f"training examples of the run ({config.data.train_split!r}): this accuracy is not measured on held-out "
-              "data", file=sys.stderr, flush=True)
-    return overlap
+    if ds.overlap_warning():
+        print(f"mobilejax: warning: {ds.overlap_warning()}", file=sys.stderr, flush=True)
+    return ds.eval_overlap
 
 
 def predict(config: ml_collections.ConfigDict, workdir: str, paths: list[str], top_k: int = 5,

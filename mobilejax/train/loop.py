@@ -44,10 +44,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                       seed=config.seed, process=(jax.process_index(), jax.process_count()))
     ds.check_classes()
-    if ds.eval_overlap and distributed.is_primary():
-        print(f"mobilejax: warning: {ds.eval_overlap} of the {ds.num_eval_examples} evaluation examples "
-              f"({config.data.eval_split!r}) are training examples too ({config.data.train_split!r}): the validation "
-              "accuracy is not measured on held-out data", file=sys.stderr, flush=True)
+    if ds.overlap_warning() and distributed.is_primary():
+        print(f"mobilejax: warning: {ds.overlap_warning()}", file=sys.stderr, flush=True)
     plan = Plan.create(config, ds.steps_per_epoch)
     program = get_program(config, ds.num_classes, ds.image_size, plan.steps_per_epoch, plan.total_steps)
     steps = program.steps
