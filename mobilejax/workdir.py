@@ -161,8 +161,9 @@ def check_resume(config, workdir: str, class_names: list[str], train_examples: i
     saved = read_json(os.path.join(workdir, CONFIG_FILE))
     # read back on top of today's defaults, so a field added since the run started is not taken for a change
     changes = config_changes(config_lib.from_dict(saved).to_dict(), config.to_dict()) if saved is not None else []
-    if class_difference(class_names, trained):
-        changes.append(f"classes of {config.data.dataset!r}: {class_difference(class_names, trained)}")
+    relabelled = class_difference(class_names, trained)
+    if relabelled:
+        changes.append(f"classes of {config.data.dataset!r}: {relabelled}")
     if train_examples is not None and run.get("train_examples", train_examples) != train_examples:
         changes.append(f"training examples of {config.data.dataset!r} {config.data.train_split!r}: "
                        f"{run['train_examples']} -> {train_examples}")

@@ -128,6 +128,16 @@ def empty_selection_error(spec: str, split_files: dict[str, list[tuple[str, str]
                       f"<class> folders of {dirs})")
 
 
+def overlap(spec_a: str, spec_b: str, split_files: dict[str, list[tuple[str, str]]], class_names: list[str],
+            where: str) -> int | None:
+    """How many image files two split specs share; None if one of them is not a split of this folder."""
+    try:
+        a, b = (select(spec, split_files, class_names, where) for spec in (spec_a, spec_b))
+    except ValueError:
+        return None
+    return len({path for path, _ in a} & {path for path, _ in b})
+
+
 def select(spec: str, split_files: dict[str, list[tuple[str, str]]], class_names: list[str],
            where: str) -> list[tuple[str, str]]:
     """The (path, class) pairs of a split spec, in stratified order."""

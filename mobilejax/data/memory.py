@@ -137,12 +137,8 @@ class MemoryDatasets(DatasetsBase):
 
     @functools.cached_property
     def eval_overlap(self) -> int | None:
-        def files(spec):
-            return {path for path, _ in folders.select(spec, self._split_files, self.class_names, self._where)}
-        try:
-            return len(files(self._o.train_split) & files(self._o.eval_split))
-        except ValueError:  # evaluation alone: the training split need not exist here
-            return None
+        return folders.overlap(self._o.train_split, self._o.eval_split, self._split_files, self.class_names,
+                               self._where)
 
     # ---- training -------------------------------------------------------------------------------------------------
     def _epoch(self, epoch: int):

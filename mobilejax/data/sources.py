@@ -161,10 +161,7 @@ class ImageFolderSource:
 
     def overlap(self, spec_a: str, spec_b: str) -> int | None:
         """How many image files two split specs share; None if one of them is not a split of this folder."""
-        try:
-            return len({p for p, _ in self.select(spec_a)} & {p for p, _ in self.select(spec_b)})
-        except ValueError:
-            return None
+        return folders.overlap(spec_a, spec_b, self.split_files, self.class_names, self.where)
 
     def describe_error(self, split: Split, error: Exception) -> Exception:
         """After a tf error while iterating: decode every file of the split to find the unreadable ones."""

@@ -64,8 +64,9 @@ def _overlap_with_training(config, workdir: str, run: dict, ds) -> int | None:
     if "train_examples" not in run or (config.data.dataset, config.data.train_split) != (saved.dataset,
                                                                                            saved.train_split):
         return None
-    if ds.overlap_warning():
-        print(f"mobilejax: warning: {ds.overlap_warning()}", file=sys.stderr, flush=True)
+    not_held_out = ds.overlap_warning()
+    if not_held_out:
+        print(f"mobilejax: warning: {not_held_out}", file=sys.stderr, flush=True)
     return ds.eval_overlap
 
 

@@ -44,8 +44,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ds = get_datasets(config.data, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
                       seed=config.seed, process=(jax.process_index(), jax.process_count()))
     ds.check_classes()
-    if ds.overlap_warning() and distributed.is_primary():
-        print(f"mobilejax: warning: {ds.overlap_warning()}", file=sys.stderr, flush=True)
+    not_held_out = ds.overlap_warning()
+    if not_held_out and distributed.is_primary():
+        print(f"mobilejax: warning: {not_held_out}", file=sys.stderr, flush=True)
     plan = Plan.create(config, ds.steps_per_epoch)
     program = get_program(config, ds.num_classes, ds.image_size, plan.steps_per_epoch, plan.total_steps)
     steps = program.steps

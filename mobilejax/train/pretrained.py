@@ -80,13 +80,14 @@ def numerics_difference(config, run_dir: str) -> tuple[str, str, str] | None:
             return getattr(create_model_from_config(cfg.model, num_classes=2), name, None)
         return cfg[section].get(name)
     try:
-        keys = [k for k in NUMERICS if value(source, k) is not None and value(source, k) != value(config, k)]
+        theirs, ours = ({k: value(cfg, k) for k in NUMERICS} for cfg in (source, config))
     except (ValueError, TypeError, KeyError, AttributeError):  # a source config this version cannot read: say nothing
         return None
+    keys = [k for k in NUMERICS if theirs[k] is not None and theirs[k] != ours[k]]
     if not keys:
         return None
-    return (", ".join(f"{k}={value(source, k)!r}" for k in keys), ", ".join(f"{value(config, k)!r}" for k in keys),
-            " ".join(f"--config.{k}={value(source, k)}" for k in keys))
+    return (", ".join(f"{k}={theirs[k]!r}" for k in keys), ", ".join(f"{ours[k]!r}" for k in keys),
+            " ".join(f"--config.{k}={theirs[k]}" for k in keys))
 
 
 def load(run_dir: str, which: str = "best") -> tuple[dict, dict, int]:
