@@ -20,7 +20,7 @@ import numpy as np
 from mobilejax import config as config_lib
 from mobilejax.errors import UsageError
 from mobilejax.ops import depthwise as depthwise_ops
-from mobilejax.runtime import enable_compilation_cache
+from mobilejax.runtime import enable_compilation_cache, malloc_in_use
 from mobilejax.train import Steps, build_model, init_state, make_mesh
 
 
@@ -134,7 +134,7 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
                   achieved_gflop_s=round((6 if mode == "train" else 2) * macs * batch / med / 1e9, 2))
     result.update(_temp_memory_mb(compiled))
     result.update(_xla_cost(compiled))
-    result["malloc"] = "tbb" if "libtbbmalloc_proxy" in os.environ.get("LD_PRELOAD", "") else "glibc"
+    result["malloc"] = malloc_in_use()
     result["glibc_tunables"] = os.environ.get("GLIBC_TUNABLES", "")
     result.update(_peak_memory_mb())
     return result

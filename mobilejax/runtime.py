@@ -78,6 +78,28 @@ def malloc_environment(environ, tbb_libraries: list[str] | None = None) -> dict 
     return None if env == dict(environ) else env
 
 
+def malloc_in_use(environ=None) -> str:
+    """The allocator this process runs on: "tbb" when oneTBB's malloc proxy is preloaded, else "glibc"."""
+    environ = os.environ if environ is None else environ
+    return "tbb" if "libtbbmalloc_proxy" in environ.get("LD_PRELOAD", "") else "glibc"
+
+
+def untuned_malloc_note(environ=None, tbb_libraries: list[str] | None = None) -> str | None:
+    """For XLA:CPU work started from one's own Python: a line naming the allocator settings of `malloc_environment`
+    that this process lacks (the `mobilejax` command re-executes itself with them) and how to start with them; None
+    when it has them, or they do not apply or were turned off (MOBILEJAX_NO_MALLOC_TUNING=1, MOBILEJAX_MALLOC=glibc
+    with the tunable set)."""
+    environ = os.environ if environ is None else environ
+    env = malloc_environment(environ, tbb_libraries)
+    if env is None:
+        return None
+    lacks = "oneTBB's malloc" if env.get("LD_PRELOAD") != environ.get("LD_PRELOAD") else "glibc's huge-page tunable"
+    return (f"this process runs XLA:CPU without {lacks}, which the `mobilejax` command sets up, and its train steps "
+            "can be slower for it (MobileNetV3-Large 1.8x without either, on one VM; docs/profile.md): start "
+            "Python as `env $(python -m mobilejax.runtime) python ...`, or set MOBILEJAX_NO_MALLOC_TUNING=1 to keep "
+            "this allocator")
+
+
 def reexec_with_malloc_tuning() -> None:
     env = malloc_environment(os.environ)
     argv = getattr(sys, "orig_argv", None)

@@ -84,6 +84,38 @@ def test_malloc_environment_preloads_tbb(monkeypatch):
         runtime.malloc_environment({"MOBILEJAX_MALLOC": "jemalloc"}, tbb_libraries=libs)
 
 
+def test_untuned_malloc_note(monkeypatch):
+    """Training from one's own Python (no re-exec) is told which allocator settings it lacks and how to get them;
+    a process that has them, or turned them off, is told nothing."""
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    libs = ["/v/lib/libtbbmalloc.so.2", "/v/lib/libtbbmalloc_proxy.so.2"]
+    note = runtime.untuned_malloc_note({"PATH": "/bin"}, tbb_libraries=libs)
+    assert note.startswith("this process runs XLA:CPU without oneTBB's malloc, which the `mobilejax` command sets up")
+    assert "`env $(python -m mobilejax.runtime) python ...`" in note and "MOBILEJAX_NO_MALLOC_TUNING=1" in note
+    tuned = runtime.malloc_environment({"PATH": "/bin"}, tbb_libraries=libs)
+    assert runtime.untuned_malloc_note(tuned, tbb_libraries=libs) is None
+    assert runtime.malloc_in_use(tuned) == "tbb" and runtime.malloc_in_use({"PATH": "/bin"}) == "glibc"
+    # glibc's malloc chosen: only the huge-page tunable can be missing
+    assert "without glibc's huge-page tunable" in runtime.untuned_malloc_note({"MOBILEJAX_MALLOC": "glibc"},
+                                                                              tbb_libraries=libs)
+    assert runtime.untuned_malloc_note({"MOBILEJAX_MALLOC": "glibc", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+                                       tbb_libraries=libs) is None
+    assert runtime.untuned_malloc_note({"MOBILEJAX_NO_MALLOC_TUNING": "1"}, tbb_libraries=libs) is None
+
+
+def test_untuned_malloc_note_is_printed_once(monkeypatch, capsys):
+    from mobilejax.train import loop
+    monkeypatch.setattr(runtime.sys, "platform", "linux")
+    for var in ("LD_PRELOAD", "GLIBC_TUNABLES", "MOBILEJAX_MALLOC", "MOBILEJAX_NO_MALLOC_TUNING"):
+        monkeypatch.delenv(var, raising=False)
+    loop._note_untuned_malloc.cache_clear()
+    capsys.readouterr()
+    loop._note_untuned_malloc()
+    loop._note_untuned_malloc()
+    assert capsys.readouterr().err.count("mobilejax: note: this process runs XLA:CPU without") == 1
+    loop._note_untuned_malloc.cache_clear()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable, LD_PRELOAD")
 def test_runtime_module_prints_the_environment():
     env = {k: v for k, v in os.environ.items()

@@ -29,11 +29,17 @@ def folder(tmp_path_factory):
 
 
 @pytest.mark.heavy
-def test_digits_run_writes_everything(tmp_path, digits_dir, capsys):
+def test_digits_run_writes_everything(tmp_path, digits_dir, capsys, monkeypatch):
+    from mobilejax import runtime
+    from mobilejax.train import loop
     c = tiny_config(dataset="sklearn_digits", data_dir=digits_dir, train_split="train[:200]", eval_split="test")
     c.num_epochs = 2
     c.eval_every_epochs = 1
+    noted = []
+    monkeypatch.setattr(loop, "_note_untuned_malloc", lambda: noted.append(True))
     res = train_and_evaluate(c, str(tmp_path))
+    assert noted == [True]  # a CPU run says whether this process lacks the command's allocator settings
+    assert res["malloc"] == runtime.malloc_in_use()
     assert res["steps"] == 2 * (200 // 8) and res["eval_examples"] == 359  # every test example, batch 7 ∤ 359
     assert 0.0 <= res["final_accuracy"] <= 1.0 and res["best_accuracy"] >= res["final_accuracy"]
     assert res["params"] > 0 and res["macs"] > 0 and res["img_per_s"] > 0 and res["compile_s"] > 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import sys
@@ -27,7 +28,7 @@ from mobilejax import workdir as workdir_lib
 from mobilejax.checkpoint import Checkpoints
 from mobilejax.errors import TrainingStopped
 from mobilejax.metrics import MetricWriter, plot_learning_curves, read_metrics
-from mobilejax.runtime import StopRequest, enable_compilation_cache
+from mobilejax.runtime import StopRequest, enable_compilation_cache, malloc_in_use, untuned_malloc_note
 from mobilejax.train import pretrained, resizing
 from mobilejax.train.program import Program, get_program
 from mobilejax.train.state import validate_config
@@ -47,6 +48,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     not_held_out = ds.overlap_warning()
     if not_held_out and distributed.is_primary():
         print(f"mobilejax: warning: {not_held_out}", file=sys.stderr, flush=True)
+    if jax.default_backend() == "cpu" and distributed.is_primary():
+        _note_untuned_malloc()
     plan = Plan.create(config, ds.steps_per_epoch)
     program = get_program(config, ds.num_classes, ds.image_size, plan.steps_per_epoch, plan.total_steps)
     steps = program.steps
@@ -272,6 +275,13 @@ class TrainLog:
             self.writer.close()
 
 
+@functools.cache  # once per process
+def _note_untuned_malloc() -> None:
+    note = untuned_malloc_note()
+    if note:
+        print(f"mobilejax: note: {note}", file=sys.stderr, flush=True)
+
+
 def _write_results(config, workdir: str, program: Program, ds, plan: Plan, meta: dict, last_eval: dict,
                    log: TrainLog, session_s: float) -> dict:
     summary = program.summary
@@ -286,7 +296,7 @@ def _write_results(config, workdir: str, program: Program, ds, plan: Plan, meta:
         "session_time_s": round(session_s, 2),
         "compile_s": round(log.compile_s, 2) if log.compile_s is not None else None, "img_per_s": log.img_per_s,
         "input_wait_frac": log.input_wait_frac, "eval_overlap": ds.eval_overlap, "devices": jax.device_count(),
-        "backend": jax.default_backend(),
+        "backend": jax.default_backend(), "malloc": malloc_in_use(),
         "dtype": config.dtype,
     }
     if jax.process_count() > 1:
