@@ -2,6 +2,8 @@
 XLA:CPU's older (non-MLIR) fusion emitters, which compile the tests' programs about twice as fast (the train step of
 the tiny MobileNetV1: 9.6 -> 4.0 s, its init 6.8 -> 4.9 s, on a loaded 2-core VM), and share one compilation cache
 across the session."""
+import contextlib
+import io
 import os
 import shutil
 import tempfile
@@ -38,6 +40,21 @@ def pytest_collection_modifyitems(config, items):
 def pytest_unconfigure(config):
     if _SESSION_CACHE is not None:
         shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+def consume_allocator_note():
+    """Spends `train_and_evaluate`'s once-per-process note about the allocator (tested in tests/test_bench.py) without
+    printing it: the tests train in-process without the settings of the `mobilejax` command, and the note would
+    otherwise land in the stderr of whichever test of a worker trains first."""
+    from mobilejax.train import loop
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        loop._note_untuned_malloc()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _allocator_note_spent():
+    consume_allocator_note()
 
 
 @pytest.fixture(scope="session")

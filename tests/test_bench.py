@@ -104,6 +104,7 @@ def test_untuned_malloc_note(monkeypatch):
 
 
 def test_untuned_malloc_note_is_printed_once(monkeypatch, capsys):
+    from conftest import consume_allocator_note
     from mobilejax.train import loop
     monkeypatch.setattr(runtime.sys, "platform", "linux")
     for var in ("LD_PRELOAD", "GLIBC_TUNABLES", "MOBILEJAX_MALLOC", "MOBILEJAX_NO_MALLOC_TUNING"):
@@ -114,6 +115,7 @@ def test_untuned_malloc_note_is_printed_once(monkeypatch, capsys):
     loop._note_untuned_malloc()
     assert capsys.readouterr().err.count("mobilejax: note: this process runs XLA:CPU without") == 1
     loop._note_untuned_malloc.cache_clear()
+    consume_allocator_note()  # as the session started: later tests of this worker see no note
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunable, LD_PRELOAD")
