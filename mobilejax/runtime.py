@@ -72,7 +72,7 @@ def malloc_environment(environ, tbb_libraries: list[str] | None = None) -> dict 
         env["GLIBC_TUNABLES"] = f"{tunables}:{HUGEPAGE_TUNABLE}" if tunables else HUGEPAGE_TUNABLE
     libs = (tbb_malloc_libraries() if tbb_libraries is None else tbb_libraries) if choice == "tbb" else []
     preload = environ.get("LD_PRELOAD", "")
-    if libs and "libtbbmalloc_proxy" not in preload:
+    if libs and malloc_in_use(environ) != "tbb":
         env["LD_PRELOAD"] = ":".join([*libs, preload] if preload else libs)
         env.setdefault("TBB_MALLOC_SET_HUGE_SIZE_THRESHOLD", str(TBB_HUGE_SIZE_THRESHOLD))
     return None if env == dict(environ) else env

@@ -46,9 +46,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                       seed=config.seed, process=(jax.process_index(), jax.process_count()))
     ds.check_classes()
     not_held_out = ds.overlap_warning()
-    if not_held_out and distributed.is_primary():
-        print(f"mobilejax: warning: {not_held_out}", file=sys.stderr, flush=True)
-    if jax.default_backend() == "cpu" and distributed.is_primary():
+    if distributed.is_primary():
+        if not_held_out:
+            print(f"mobilejax: warning: {not_held_out}", file=sys.stderr, flush=True)
         _note_untuned_malloc()
     plan = Plan.create(config, ds.steps_per_epoch)
     program = get_program(config, ds.num_classes, ds.image_size, plan.steps_per_epoch, plan.total_steps)
@@ -277,7 +277,8 @@ class TrainLog:
 
 @functools.cache  # once per process
 def _note_untuned_malloc() -> None:
-    note = untuned_malloc_note()
+    """On CPU, one line when this process lacks the allocator settings of the `mobilejax` command."""
+    note = untuned_malloc_note() if jax.default_backend() == "cpu" else None
     if note:
         print(f"mobilejax: note: {note}", file=sys.stderr, flush=True)
 
