@@ -123,8 +123,8 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
               "step_ms_median": round(med * 1e3, 2), "step_ms_min": round(min(times) * 1e3, 2),
               "compile_s": round(compile_s, 2), "steps": steps, "backend": jax.default_backend(),
               "device": jax.devices()[0].device_kind, "devices": jax.device_count(), "jax": jax.__version__}
-    result.update(cpu_user_s_per_step=round((ru1.ru_utime - ru0.ru_utime) / steps, 3),
-                  cpu_sys_s_per_step=round((ru1.ru_stime - ru0.ru_stime) / steps, 3),
+    result.update(cpu_user_s_per_step=round((ru1.ru_utime - ru0.ru_utime) / steps, 6),
+                  cpu_sys_s_per_step=round((ru1.ru_stime - ru0.ru_stime) / steps, 6),
                   page_faults_per_step=round((ru1.ru_minflt - ru0.ru_minflt) / steps))
     # achieved arithmetic rate: 2 FLOPs per multiply-add; a train step costs ~3x the forward (forward, input
     # gradient, weight gradient), so 6 x MACs per image for training and 2 x MACs for inference
