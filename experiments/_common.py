@@ -20,6 +20,7 @@ FIXED = {
     "eval_every_epochs": 2.0,
     "eval_shift": 0,            # flip views only (the recipe adds shifted views; the ablations were measured without)
     "data.progressive_size": 0,  # every epoch at 32 px (the recipe trains its early epochs smaller since 2026-12-04)
+    "data.progressive_epochs": (12, 26),  # unused with size 0; the recipe's value when the records were resolved
     "log_every_steps": 50,
     "checkpoint_every_steps": 350,
     "progress": False,

@@ -421,6 +421,13 @@ def test_shipped_experiments_validate(tmp_path, capsys):
         lines = capsys.readouterr().out.strip().splitlines()
         assert len(lines) == len(exp["runs"]) == len(exp["trials"]) * len(exp["seeds"])
         assert not any(os.path.isdir(os.path.join(tmp_path, f, t["name"])) for t in exp["trials"])
+        # the committed records still restore: a change to the base config or `fixed` that alters what a run resolves
+        # to would strand them (experiments/README.md's `--restore` command)
+        records = os.path.join(REPO, "experiments", f[:-3], "results", "runs.jsonl")
+        assert run_sweep(path, str(tmp_path / f"{f}-restored"), dry_run=True, restore=[records]) == 0, \
+            capsys.readouterr().err
+        out, err = capsys.readouterr()
+        assert not out.strip() and f"{len(exp['runs'])} finished run(s) left out" in err
 
 
 @pytest.mark.heavy
