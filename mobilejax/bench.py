@@ -55,6 +55,20 @@ def _temp_memory_mb(compiled) -> dict:
         return {}
 
 
+def benchmark_config(model: str, alpha: float = 1.0, batch: int = 32, dtype: str = "float32",
+                     depthwise_impl: str = "auto", options: dict | None = None):
+    """The config of the benchmarked train step: plain SGD at a constant learning rate (no decay, smoothing or
+    warm-up), so the step is the model's forward and backward plus one cheap update."""
+    config = config_lib.get_config()
+    config.model = config_lib.model_config(model, alpha=alpha, depthwise_impl=depthwise_impl, **(options or {}))
+    config.dtype = dtype
+    config.batch_size = batch
+    config.optim.optimizer, config.optim.learning_rate, config.optim.nesterov = "sgd", 0.01, False
+    config.optim.weight_decay, config.optim.label_smoothing, config.optim.warmup_epochs = 0.0, 0.0, 0.0
+    config.optim.schedule = "constant"
+    return config
+
+
 def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: int = 32, mode: str = "train",
                   steps: int = 10, num_classes: int = 10, dtype: str = "float32", depthwise_impl: str = "auto",
                   warmup: int = 2, compilation_cache: bool = True, options: dict | None = None) -> dict:
@@ -65,13 +79,7 @@ def run_benchmark(model: str, alpha: float = 1.0, resolution: int = 224, batch: 
         raise UsageError(f"steps and batch must be >= 1, got steps={steps}, batch={batch}")
     if compilation_cache:
         enable_compilation_cache()
-    config = config_lib.get_config()
-    config.model = config_lib.model_config(model, alpha=alpha, depthwise_impl=depthwise_impl, **(options or {}))
-    config.dtype = dtype
-    config.batch_size = batch
-    config.optim.optimizer, config.optim.learning_rate, config.optim.nesterov = "sgd", 0.01, False
-    config.optim.weight_decay, config.optim.label_smoothing, config.optim.warmup_epochs = 0.0, 0.0, 0.0
-    config.optim.schedule = "constant"
+    config = benchmark_config(model, alpha, batch, dtype, depthwise_impl, options)
     net = build_model(config, num_classes)
     net.check_input(jax.ShapeDtypeStruct((batch, resolution, resolution, 3), np.float32))  # one line, not a trace
     from mobilejax.optim import create_optimizer, create_schedule

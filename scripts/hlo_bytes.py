@@ -66,21 +66,26 @@ def op_kinds(text: str) -> list[tuple[str, str, int]]:
     return rows
 
 
+def table(rows: list[tuple[str, str, int]], top: int = 20) -> str:
+    """The totals of `op_kinds` rows per kind, the largest `top` kinds, one line each."""
+    by_kind, count = collections.Counter(), collections.Counter()
+    for _, kind, moved in rows:
+        by_kind[kind] += moved
+        count[kind] += 1
+    total = sum(by_kind.values())
+    lines = [f"{len(rows)} top-level ops, {total / 1e9:.2f} GB moved (outputs + distinct operands, caches ignored)"]
+    lines += [f"{moved / 1e9:8.3f} GB {100 * moved / total:5.1f}% {count[kind]:5d}x  {kind}"
+              for kind, moved in by_kind.most_common(top)]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("hlo", help="an optimised HLO text dump (the *after_optimizations.txt file)")
     parser.add_argument("--top", type=int, default=20, help="how many kinds to list")
     args = parser.parse_args(argv)
     with open(args.hlo) as f:
-        rows = op_kinds(f.read())
-    by_kind, count = collections.Counter(), collections.Counter()
-    for _, kind, moved in rows:
-        by_kind[kind] += moved
-        count[kind] += 1
-    total = sum(by_kind.values())
-    print(f"{len(rows)} top-level ops, {total / 1e9:.2f} GB moved (outputs + distinct operands, caches ignored)")
-    for kind, moved in by_kind.most_common(args.top):
-        print(f"{moved / 1e9:8.3f} GB {100 * moved / total:5.1f}% {count[kind]:5d}x  {kind}")
+        print(table(op_kinds(f.read()), args.top))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Summarise scripts/side_by_side.sh output as Markdown tables: per shape (model, resolution, batch, stem, dtype), the
 runs of ours and of every peer variant (e.g. torch eager, torch.compile) in run order, the ratio of medians and the
-per-pair ratios (ours / peer within the same rep), plus the achieved GFLOP/s of each side (6 x MACs per image for a
+per-pair ratios (ours / peer within the same rep; lines with "levers", from scripts/bn_levers.py, are a side of
+their own, compared with the peers and with plain mobilejax), plus the achieved GFLOP/s of each side (6 x MACs per image for a
 train step; the MACs come from our JSON line, the same network on both sides).
 
 usage: python scripts/side_by_side_table.py OUT_JSONL [OUT_JSONL ...] [--figure PNG] [--peak GFLOPS]
@@ -35,6 +36,8 @@ def load(paths):
             key = (r["model"], r.get("resolution", 224), r.get("batch", 32), bool(r.get("small_input", False)),
                    r.get("dtype", "float32"))
             side = peer_name(r) if "peer" in r else "mobilejax"
+            if r.get("levers", "none") != "none":  # scripts/bn_levers.py's rewrites: a side of its own
+                side += f" [{r['levers']}]"
             runs[key][side].append((r.get("rep"), r["img_per_s"]))
             if "macs_per_image" in r:
                 macs[key] = r["macs_per_image"]
@@ -49,23 +52,23 @@ def label(key):
 def tables(runs, macs):
     lines = []
     for key, sides in sorted(runs.items()):
-        ours = sides.get("mobilejax", [])
-        if not ours:
-            continue
-        mo = statistics.median(v for _, v in ours)
-        lines.append(f"\n**{label(key)}** (mobilejax runs: {' / '.join(f'{v:g}' for _, v in ours)} img/s, "
-                     f"median {mo:g}" + (f", {6 * macs[key] * mo / 1e9:.1f} GFLOP/s" if key in macs else "") + ")\n")
-        lines.append("| peer | peer img/s (runs) | peer median | ratio of medians | per-pair ratios | peer GFLOP/s |")
-        lines.append("|---|---|---|---|---|---|")
-        by_rep = dict(ours)
-        for side, peer in sorted(sides.items()):
-            if side == "mobilejax":
-                continue
-            mp = statistics.median(v for _, v in peer)
-            pairs = [by_rep[rep] / v for rep, v in peer if rep in by_rep]
-            gf = f"{6 * macs[key] * mp / 1e9:.1f}" if key in macs else ""
-            lines.append(f"| {side} | {' / '.join(f'{v:g}' for _, v in peer)} | {mp:g} | **{mo / mp:.2f}x** | "
-                         f"{', '.join(f'{p:.2f}' for p in pairs)} | {gf} |")
+        for ours_side in sorted(s for s in sides if s.startswith("mobilejax")):
+            ours = sides[ours_side]
+            mo = statistics.median(v for _, v in ours)
+            lines.append(f"\n**{label(key)}** ({ours_side} runs: {' / '.join(f'{v:g}' for _, v in ours)} img/s, "
+                         f"median {mo:g}" + (f", {6 * macs[key] * mo / 1e9:.1f} GFLOP/s" if key in macs else "") + ")\n")
+            lines.append("| peer | peer img/s (runs) | peer median | ratio of medians | per-pair ratios | peer GFLOP/s |")
+            lines.append("|---|---|---|---|---|---|")
+            by_rep = dict(ours)
+            for side, peer in sorted(sides.items()):
+                # the peers, and for a variant of ours (bn_levers) also plain mobilejax
+                if side == ours_side or (side.startswith("mobilejax") and (side != "mobilejax" or ours_side == side)):
+                    continue
+                mp = statistics.median(v for _, v in peer)
+                pairs = [by_rep[rep] / v for rep, v in peer if rep in by_rep]
+                gf = f"{6 * macs[key] * mp / 1e9:.1f}" if key in macs else ""
+                lines.append(f"| {side} | {' / '.join(f'{v:g}' for _, v in peer)} | {mp:g} | **{mo / mp:.2f}x** | "
+                             f"{', '.join(f'{p:.2f}' for p in pairs)} | {gf} |")
     return "\n".join(lines)
 
 
