@@ -10,7 +10,7 @@ that runs it (a separate venv: `pip install 'jax[cuda13]==<the jax version>' -e 
 Writes the optimised HLO to --out (default /tmp/gpu_aot_MODEL.hlo.txt) and prints scripts/hlo_bytes.py's table
 (bytes per kind of top-level op: an estimate of one step's traffic, caches ignored). --levers installs
 scripts/bn_levers.py's rewrites first. Depthwise convolutions take XLA's grouped convolution, as `depthwise_impl=auto`
-does on a GPU. What it found: docs/benchmarks.md ("GPU: the program without a GPU").
+does on a GPU. What it found: docs/benchmarks.md ("The GPU program without a GPU").
 """
 from __future__ import annotations
 
