@@ -26,7 +26,7 @@ elapsed() { echo $(( $(date +%s) - start )); }
 
 # 1. compile every program once (XLA's persistent cache, inductor's own); these runs' timings are thrown away.
 # The library's program first and alone: XLA autotunes its GEMMs and convolutions on a quiet GPU and keeps the
-# choices (per-fusion autotune cache); the rewrites change neither, so they reuse those choices and compile in parallel
+# choices (per-fusion autotune cache); the rewrites leave those ops alone and reuse the choices, compiling in parallel
 export XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_per_fusion_autotune_cache_dir=$MOBILEJAX_CACHE_DIR/autotune"
 $peer_python "$peer" "$model" $shape --device "$device" --amp --compile --steps 1 >> "$out/warm.log" 2>&1 &
 $py "$here/scripts/bn_levers.py" none "$model" $shape --dtype bfloat16 --steps 1 >> "$out/warm.log" 2>&1
