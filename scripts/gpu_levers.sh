@@ -27,7 +27,9 @@ elapsed() { echo $(( $(date +%s) - start )); }
 # 1. compile every program once (XLA's persistent cache, inductor's own); these runs' timings are thrown away.
 # The library's program first and alone: XLA autotunes its GEMMs and convolutions on a quiet GPU and keeps the
 # choices (per-fusion autotune cache); the rewrites leave those ops alone and reuse the choices, compiling in parallel
-export XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_per_fusion_autotune_cache_dir=$MOBILEJAX_CACHE_DIR/autotune"
+flags="${XLA_FLAGS:-} --xla_gpu_per_fusion_autotune_cache_dir=$MOBILEJAX_CACHE_DIR/autotune"
+if XLA_FLAGS="$flags" $py -c 'import jax; jax.devices()' > /dev/null 2>&1; then export XLA_FLAGS="$flags"
+else echo "this XLA lacks --xla_gpu_per_fusion_autotune_cache_dir: the rewrites autotune on their own" | tee -a "$out/env.txt"; fi
 $peer_python "$peer" "$model" $shape --device "$device" --amp --compile --steps 1 >> "$out/warm.log" 2>&1 &
 $py "$here/scripts/bn_levers.py" none "$model" $shape --dtype bfloat16 --steps 1 >> "$out/warm.log" 2>&1
 for lv in onepass bnact onepass,bnact; do
