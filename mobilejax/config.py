@@ -54,7 +54,7 @@ def get_config():
     config.data.min_crop_area = 0.08             # random_resized_crop's smallest area fraction
     config.data.crop_padding = 4                 # pad_crop's padding, in pixels at image_size
     config.data.random_rotation = 0.0            # rotation by a uniform angle in [-r, r] degrees (reflected); 0: off
-    config.data.auto_augment = "none"            # "trivial": TrivialAugment, one random op per image (data/autoaugment.py)
+    config.data.auto_augment = "none"            # "trivial": TrivialAugment, one random op per image (data/autoaugment*.py)
     config.data.progressive_size = 0             # > 0: train at this side first, then grow to image_size (train/resizing)
     config.data.progressive_epochs = (0.0, 0.0)  # (start, end): the growth, linear, from epoch start to epoch end
     config.data.progressive_step = 4             # the sizes in between are multiples of this (one compile per size)

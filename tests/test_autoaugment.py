@@ -1,4 +1,5 @@
-"""TrivialAugment (data.auto_augment="trivial"): each operation against PIL's, and the pipeline's use of it."""
+"""TrivialAugment (data.auto_augment="trivial"): each operation against PIL's, the numpy version (the in-memory
+pipeline's) against the TensorFlow one, and the pipelines' use of them."""
 import os
 
 import numpy as np
@@ -7,6 +8,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from mobilejax.config import get_config
 from mobilejax.data import autoaugment as aa
+from mobilejax.data import autoaugment_numpy as an
 from mobilejax.data import get_datasets
 from mobilejax.data.tensorflow_cpu import tf
 
@@ -107,3 +109,46 @@ def test_auto_augment_in_the_pipeline(tmp_path):
     changed = np.abs(a["image"] - p["image"]).mean(axis=(1, 2, 3)) > 1e-4
     assert 4 <= changed.sum() <= 8  # identity is one op of 14 (and a solarize at magnitude ~0 may keep an image)
     np.testing.assert_array_equal(next(augmented.eval_batches())["image"], next(plain.eval_batches())["image"])
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Five uint8 images like `photo`, one with a flat channel (autocontrast's and equalize's special case)."""
+    rng = np.random.default_rng(4)
+    images = rng.integers(30, 220, (5, 24, 30, 3)).astype(np.uint8)
+    images[:, :6] = rng.integers(0, 256, (5, 6, 30, 3))
+    images[1, :, :, 2] = 77
+    return images
+
+
+@pytest.mark.parametrize("op", aa.OPS)
+def test_numpy_operations_equal_tensorflow(photos, op):
+    """The in-memory pipeline's operations (numpy, a batch at once, one magnitude and sign per image) give the
+    tf.data pipeline's images: to the float for all but rotate, whose sine and cosine differ in the last bits."""
+    rng = np.random.default_rng(aa.OPS.index(op))
+    magnitudes = rng.uniform(0.05, 1.0, len(photos)).astype(np.float32)
+    signs = np.asarray([1, -1, 1, -1, 1], np.float32)
+    got = an.apply_op(aa.OPS.index(op), photos.astype(np.float32), magnitudes, signs)
+    want = np.stack([ours(op, image, m, s) for image, m, s in zip(photos, magnitudes, signs)])
+    assert got.dtype == np.float32 and got.shape == photos.shape
+    np.testing.assert_allclose(got, want, atol=5e-3 if op == "rotate" else 0, rtol=0)
+    if op != "identity":
+        assert np.abs(got - photos).mean() > 0.1  # the operation did something
+
+
+def test_numpy_batch_rounds_each_image_and_threads_change_nothing(photos):
+    ops = np.asarray([0, 5, 13, 5, 10])
+    magnitudes = np.asarray([0.9, 0.3, 0.5, 0.8, 1.0], np.float32)
+    signs = np.asarray([1, -1, 1, 1, -1], np.float32)
+    out = an.trivial_augment_batch(photos, ops, magnitudes, signs)
+    assert out.dtype == np.uint8 and out.shape == photos.shape
+    np.testing.assert_array_equal(out[0], photos[0])  # identity
+    for i in range(1, 5):
+        want = an.apply_op(ops[i], photos[i:i + 1].astype(np.float32), magnitudes[i:i + 1], signs[i:i + 1])[0]
+        np.testing.assert_array_equal(out[i], np.clip(np.round(want), 0, 255).astype(np.uint8))
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(3) as pool:
+        np.testing.assert_array_equal(an.trivial_augment_batch(photos, ops, magnitudes, signs, pool=pool), out)
+    drawn = an.draw(np.random.default_rng(0), 700)
+    assert set(drawn[0].tolist()) == set(range(len(an.OPS))) and set(drawn[2].tolist()) == {-1.0, 1.0}
+    assert 0 <= drawn[1].min() and drawn[1].max() < 1 and drawn[1].std() > 0.25

@@ -189,6 +189,36 @@ def test_alternate_flip_mirrors_each_image_in_every_other_epoch(folder, pipeline
                      eval_batch_size=4)
 
 
+def test_trivial_augment_in_the_memory_pipeline(folder):
+    """data.auto_augment='trivial' with data.pipeline='memory': each training image is the plain pipeline's image
+    under one TrivialAugment operation (same order, crops and flips), drawn per (seed, epoch), so a resumed stream
+    is the same; the evaluation images are untouched."""
+    from mobilejax.data import autoaugment_numpy as an
+
+    def stream(auto_augment, start=0, steps=8, seed=5):
+        cfg = data_config(folder, pipeline="memory", normalize="minus_one_one", auto_augment=auto_augment)
+        ds = get_datasets(cfg, batch_size=4, eval_batch_size=8, seed=seed)
+        it = ds.train_batches(start)
+        return ds, [next(it) for _ in range(steps)]
+
+    ds, augmented = stream("trivial")
+    _, plain = stream("none")
+    to_bytes = lambda b: np.round((b["image"] + 1.0) * 127.5).astype(np.uint8)  # noqa: E731
+    ops, magnitudes, signs = an.draw(np.random.default_rng([5, 0x5441, 0]), 24)  # epoch 0's draws, as memory.py
+    changed = 0
+    for k in range(6):
+        np.testing.assert_array_equal(augmented[k]["label"], plain[k]["label"])
+        sl = slice(4 * k, 4 * k + 4)
+        want = an.trivial_augment_batch(to_bytes(plain[k]), ops[sl], magnitudes[sl], signs[sl])
+        np.testing.assert_array_equal(to_bytes(augmented[k]), want)
+        changed += int((np.abs(augmented[k]["image"] - plain[k]["image"]).max(axis=(1, 2, 3)) > 0).sum())
+    assert changed >= 18  # of 24 (identity is one op of 14)
+    for got, want in zip(stream("trivial", start=5, steps=3)[1], augmented[5:]):  # mid-epoch and into the next
+        np.testing.assert_array_equal(got["image"], want["image"])
+    assert not np.array_equal(stream("trivial", seed=6)[1][0]["image"], augmented[0]["image"])
+    np.testing.assert_array_equal(next(ds.eval_batches())["image"], next(stream("none")[0].eval_batches())["image"])
+
+
 def test_process_shares_make_the_global_batch(folder):
     cfg = data_config(folder, pipeline="memory")
     whole = get_datasets(cfg, batch_size=8, eval_batch_size=6, seed=2)
@@ -211,8 +241,6 @@ def test_process_shares_make_the_global_batch(folder):
     (dict(pipeline="memory", eval_resize="center_crop"), r"data.eval_resize='center_crop' is invalid"),
     (dict(pipeline="memory", random_rotation=10.0), r"data.random_rotation=10.0 is invalid; allowed: 0 with "
      r"data.pipeline='memory'"),
-    (dict(pipeline="memory", auto_augment="trivial"), r"data.auto_augment='trivial' is invalid; allowed: 'none' "
-     r"with data.pipeline='memory'"),
     (dict(auto_augment="rand"), r"data.auto_augment='rand' is invalid; allowed: 'none', 'trivial'"),
     (dict(pipeline="memory", eval_image_size=16), r"data.eval_image_size=16 is invalid; allowed: 0 or "
      r"data.image_size \(8\) with data.pipeline='memory'"),
@@ -276,8 +304,8 @@ def test_train_without_tensorflow(folder, tmp_path):
         attempts.unlink(missing_ok=True)
         return text
     run = subprocess.run([sys.executable, "-c", block, "train", *common, "--config.data.pipeline=memory",
-                          "--workdir", str(tmp_path / "run")], cwd=root, capture_output=True, text=True, timeout=600,
-                         env=env)
+                          "--config.data.auto_augment=trivial", "--workdir", str(tmp_path / "run")], cwd=root,
+                         capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert (results["steps"], results["eval_examples"], results["num_classes"]) == (2, 3, 3)  # train[90%:] of 32

@@ -7,24 +7,16 @@ Like the rest of the pipeline it is pure TensorFlow graph code and stateless: th
 so a resumed run sees the same augmented images (data.auto_augment="trivial").
 
 Images are float32 [h, w, 3] in [0, 255] (after the crop and resize, before normalisation); geometric operations
-fill the uncovered area with grey (128, as timm does).
+fill the uncovered area with grey (128, as timm does). The in-memory pipeline has the same operations in numpy
+(`autoaugment_numpy.py`, which holds the op table and the ranges).
 """
 from __future__ import annotations
 
 import math
 
+from mobilejax.data.autoaugment_numpy import (FILL, MAX_ENHANCE, MAX_ROTATE, MAX_SHEAR, MAX_TRANSLATE,  # noqa: F401
+                                              MIN_POSTERIZE_BITS, OPS)  # the op table, shared with the numpy version
 from mobilejax.data.tensorflow_cpu import tf
-
-OPS = ("identity", "shear_x", "shear_y", "translate_x", "translate_y", "rotate", "brightness", "color", "contrast",
-       "sharpness", "posterize", "solarize", "autocontrast", "equalize")
-
-# the wide ranges (torchvision TrivialAugmentWide): the magnitude is uniform in [0, max]
-MAX_SHEAR = 0.99
-MAX_TRANSLATE = 32.0 / 224.0  # 32 px at 224 px, as a fraction of the side
-MAX_ROTATE = 135.0  # degrees
-MAX_ENHANCE = 0.99  # brightness, colour, contrast, sharpness: factor 1 +- m
-MIN_POSTERIZE_BITS = 2
-FILL = 128.0
 
 _OP_STREAM, _MAGNITUDE_STREAM, _SIGN_STREAM = 0x5441, 0x544D, 0x5453  # keys folded from the example's key
 

@@ -127,8 +127,6 @@ class Options:
                     f"{', '.join(repr(a) for a in MEMORY_TRAIN_AUGMENTS)} with data.pipeline='memory'")
             if self.random_rotation:
                 bad("random_rotation", self.random_rotation, "0 with data.pipeline='memory'")
-            if self.auto_augment != "none":
-                bad("auto_augment", self.auto_augment, "'none' with data.pipeline='memory'")
             if self.eval_size != self.image_size:
                 bad("eval_image_size", self.eval_image_size, f"0 or data.image_size ({self.image_size}) with "
                     "data.pipeline='memory' (images are used at their size)")
