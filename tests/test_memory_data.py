@@ -226,6 +226,12 @@ def test_process_shares_make_the_global_batch(folder):
     train = [next(p.train_batches(3)) for p in parts]
     want = next(whole.train_batches(3))
     np.testing.assert_array_equal(np.concatenate([t["image"] for t in train]), want["image"])
+    trivial = data_config(folder, pipeline="memory", auto_augment="trivial")  # its draws follow the global positions
+    shares = [next(get_datasets(trivial, batch_size=8, eval_batch_size=6, seed=2, process=(i, 2)).train_batches(3))
+              for i in range(2)]
+    augmented = next(get_datasets(trivial, batch_size=8, eval_batch_size=6, seed=2).train_batches(3))["image"]
+    np.testing.assert_array_equal(np.concatenate([t["image"] for t in shares]), augmented)
+    assert not np.array_equal(augmented, want["image"])
     evals = [list(p.eval_batches()) for p in parts]
     assert len(evals[0]) == len(evals[1]) == whole.num_eval_steps == 2
     for k, want in enumerate(whole.eval_batches()):
