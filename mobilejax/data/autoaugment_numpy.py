@@ -46,7 +46,8 @@ def affine(images: np.ndarray, t: np.ndarray) -> np.ndarray:
     x0, y0 = np.floor(sx), np.floor(sy)
     # a one-pixel FILL border: every neighbour outside the image reads it once its coordinate is clipped to [-1, side]
     # (channels first, so that each gather and product below runs over contiguous [n, h, w] planes)
-    padded = np.pad(images.transpose(3, 0, 1, 2), ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=FILL).reshape(c, -1)
+    padded = np.pad(images.transpose(3, 0, 1, 2), ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=FILL)
+    padded = padded.reshape(c, -1)
     base = (np.arange(n) * ((h + 2) * (w + 2)))[:, None, None]
     ix0 = np.clip(x0, -1, w).astype(np.intp) + 1
     ix1 = np.clip(x0 + 1, -1, w).astype(np.intp) + 1
