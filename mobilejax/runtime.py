@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import warnings
 
 HUGEPAGE_TUNABLE = "glibc.malloc.hugetlb=1"
@@ -165,22 +166,28 @@ class StopRequest:
     """While active, SIGINT (Ctrl-C) and SIGTERM (a preempted VM, a scheduler's time limit) only *request* a stop:
     the training loop finishes its current step (and any evaluation or checkpoint write under way), saves a
     checkpoint and exits. A second signal of the same kind stops at once; one of the other kind changes nothing (Ctrl-C
-    on a sweep reaches its runs as SIGINT from the terminal and SIGTERM from the sweep: one graceful stop). Outside the
-    main thread it does nothing."""
+    on a sweep reaches its runs as SIGINT from the terminal and SIGTERM from the sweep: one graceful stop). The same
+    signal again within REPEAT_S of the first is the same request delivered twice, not a second one: GNU `timeout`
+    signals the process and then its process group, so `timeout -s INT 3600 mobilejax train ...` could otherwise end in
+    a stop at once when the two deliveries reach the handler separately. Outside the main thread it does nothing."""
 
     EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+    REPEAT_S = 0.5
 
     def __init__(self):
         self.signum: int | None = None
+        self._first = 0.0
         self._old: dict = {}
 
     def _handle(self, signum, frame):
-        if self.signum == signum:  # asked twice: give up on the graceful stop
-            signal.signal(signum, signal.SIG_DFL)
+        if self.signum == signum:
+            if time.monotonic() - self._first < self.REPEAT_S:  # one request delivered twice
+                return
+            signal.signal(signum, signal.SIG_DFL)  # asked twice: give up on the graceful stop
             raise KeyboardInterrupt(f"signal {signum}")
         if self.signum is not None:  # the other signal while already stopping: the stop under way stands
             return
-        self.signum = signum
+        self.signum, self._first = signum, time.monotonic()
         print(f"\nmobilejax: {signal.Signals(signum).name} received; stopping after the current step "
               "(send it again to stop at once)", file=sys.stderr, flush=True)
 

@@ -237,6 +237,20 @@ def test_stop_trials_has_no_fixed_grace_period_and_a_second_interrupt_kills():
     assert [r.sent for r in impatient] == [["TERM", "KILL"], ["TERM", "KILL"]]
 
 
+def test_sweep_sigterm_delivered_twice_at_once_is_one_interrupt(monkeypatch):
+    """GNU `timeout` sends its SIGTERM to the sweep and then to its process group: the second delivery, at once, must
+    not count as the second interrupt that kills the running runs; a SIGTERM later does."""
+    from mobilejax.runtime import StopRequest
+    from mobilejax.sweeps import runner
+    monkeypatch.setattr(runner, "_FIRST_TERM", [0.0])
+    with pytest.raises(KeyboardInterrupt):
+        runner._interrupt(signal.SIGTERM, None)
+    assert runner._interrupt(signal.SIGTERM, None) is None  # the same request, delivered again
+    time.sleep(StopRequest.REPEAT_S)
+    with pytest.raises(KeyboardInterrupt):
+        runner._interrupt(signal.SIGTERM, None)
+
+
 def test_dry_run_prints_exactly_the_trials(tmp_path, image_folder, capsys):
     exp_path = experiment(tmp_path, image_folder,
                           product={"model.name": ["mobilenet_v1", "mobilenet_v2"], "model.alpha": [0.25, 1.0]},

@@ -15,6 +15,7 @@ import time
 import traceback
 
 from mobilejax.errors import UsageError
+from mobilejax.runtime import StopRequest
 from mobilejax.sweeps.experiment import (SweepError, command_line, config_args, find_runs, load_experiment, train_argv,
                                         validate_trial)
 from mobilejax.sweeps.launchers import LAUNCHERS, SlurmOptions, sbatch_script, submit_slurm
@@ -246,7 +247,17 @@ def run_trial(exp: dict, trial: dict, sweep_dir: str, state: _State, cpus=None, 
     return info["status"]
 
 
+_FIRST_TERM = [0.0]  # when the sweep's current SIGTERM request arrived (0: none yet)
+
+
 def _interrupt(signum, frame):
+    """SIGTERM -> KeyboardInterrupt, once per request: the same signal again within StopRequest.REPEAT_S is that
+    request delivered twice (GNU `timeout` signals the sweep and then its process group), not a second interrupt,
+    which would kill the running runs instead of waiting for their checkpoints."""
+    now = time.monotonic()
+    if _FIRST_TERM[0] and now - _FIRST_TERM[0] < StopRequest.REPEAT_S:
+        return
+    _FIRST_TERM[0] = now
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -255,6 +266,7 @@ def _run_all(exp, todo, workdir, state, parallel, in_process) -> list[str]:
     main = threading.current_thread() is threading.main_thread()
     old = signal.signal(signal.SIGTERM, _interrupt) if main else None
     _STOPPING.clear()
+    _FIRST_TERM[0] = 0.0
     try:
         return _run_trials(exp, todo, workdir, state, parallel, in_process)
     finally:
