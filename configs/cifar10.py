@@ -36,6 +36,13 @@ versions): **91.94%** final and best (one view), 92.42% with flip + 2-pixel-shif
 10 epochs: 69.9 73.9 69.2 78.8 77.4 78.2 79.1 80.3 82.2 78.3 84.4 84.3 86.2 86.1 88.9 89.1 90.2 91.1 91.7 91.9%, still
 rising at the end; train accuracy on the mixed images ends at 71.8%, so CutMix closes part of the generalisation gap
 (+1.1 points one-view) but 94.5% is not reached. docs/results/h200_cifar10_mnv2_200ep_cutmix/ (eval.log: the TTA).
+
+On a lent GPU the same run is one device call (the recipe above with CutMix; the image folder travels as a tarball,
+~17 MB): `tar czf .device/cifar10.tar.gz -C ../shared/data cifar10`, then on the device
+`bash scripts/gpu_cifar10_full.sh .device/cifar10.tar.gz $OUT/cifar [--config.KEY=VALUE ...]` (carry [".device"]):
+it trains until TRAIN_S (430 s) with a checkpoint at the stop, evaluates with one and six views, and returns the
+workdir for a resume. Not yet run at this budget: TrivialAugment (`--config.data.auto_augment=trivial`, which the
+in-memory pipeline takes since 2026-12-06).
 """
 from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
 
