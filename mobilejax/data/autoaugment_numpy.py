@@ -9,9 +9,8 @@ takes it from here.
 `trivial_augment_batch(images, ops, magnitudes, signs)` applies operation ops[i] at magnitudes[i] (in [0, 1] of its
 range) with signs[i] (+-1) to image i of a uint8 [B, H, W, 3] batch, each operation vectorised over the images that
 drew it, and rounds the result to uint8 (the tf.data version keeps floats; PIL, and so torchvision's
-TrivialAugmentWide on PIL images, returns 8-bit images too). The
-in-memory pipeline draws (op, magnitude, sign) per image from its per-epoch numpy stream (`memory.py`), so a resumed
-run sees the same images.
+TrivialAugmentWide on PIL images, returns 8-bit images too). The in-memory pipeline draws (op, magnitude, sign) per
+image from its per-epoch numpy stream (`memory.py`), so a resumed run sees the same images.
 """
 from __future__ import annotations
 
