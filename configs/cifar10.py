@@ -39,10 +39,10 @@ rising at the end; train accuracy on the mixed images ends at 71.8%, so CutMix c
 
 On a lent GPU the same run is one device call (the recipe above with CutMix; the image folder travels as a tarball,
 ~17 MB): `tar czf .device/cifar10.tar.gz -C ../shared/data cifar10`, then on the device
-`bash scripts/gpu_cifar10_full.sh .device/cifar10.tar.gz $OUT/cifar [--config.KEY=VALUE ...]` (carry [".device"]):
-it trains until TRAIN_S (430 s) with a checkpoint at the stop, evaluates with one and six views, and returns the
-workdir for a resume. Not yet run at this budget: TrivialAugment (`--config.data.auto_augment=trivial`, which the
-in-memory pipeline takes since 2026-12-06).
+`bash scripts/gpu_cifar10_full.sh .device/cifar10.tar.gz $OUT/cifar [--config.KEY=VALUE ...]` (carry [".device"],
+timeout_s 590): it trains until TRAIN_S (480 s) with a checkpoint at the stop, evaluates with one and six views,
+and returns the workdir for a resume. Not yet run at this budget: TrivialAugment
+(`--config.data.auto_augment=trivial`, which the in-memory pipeline takes since 2026-12-06).
 """
 from mobilejax.config import apply_args, get_config as default_config, model_config, parse_arg
 

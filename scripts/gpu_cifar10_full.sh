@@ -4,14 +4,16 @@
 # the call's time runs out, then evaluated with the six test-time views, and everything needed to judge it or to
 # resume it in a later call written to OUT_DIR.
 #
-# usage: [TRAIN_S=430] [PYTHON=python3] [RUN=/tmp/run] [EPOCHS=200] \
+# usage: [TRAIN_S=480] [PYTHON=python3] [RUN=/tmp/run] [EPOCHS=200] \
 #        scripts/gpu_cifar10_full.sh DATA_TAR OUT_DIR [--config.KEY=VALUE ...]
 # DATA_TAR: a .tar.gz of the image folder `cifar10/train/<class>/*.jpg` (../shared/data/cifar10 packed: ~17 MB, so
 # it travels with the checkout in an ignored folder named in `carry`). Extra arguments are config overrides added to
 # the recipe below (e.g. --config.data.auto_augment=trivial). A run stopped by TRAIN_S is resumed by the same call
 # with RESUME=OUT_DIR_OF_THAT_CALL/run.tar.gz carried back. Writes OUT_DIR/env.txt, train.log, eval.log, run/
 # (config.json, run.json, metrics.jsonl, results.json when finished) and run.tar.gz (the workdir with its
-# checkpoints, ~30 MB).
+# checkpoints, ~30 MB). Time: the H200 runs of 2026-12-01/04 took 364 s (without CutMix) and 535 s (with it, across a
+# resume) of training wall time, compile and evaluations included; the two evaluations here take ~1 min, so give the
+# device call timeout_s 590 and lower TRAIN_S (or resume in a second call) on a slower GPU.
 set -u
 data_tar=$1; out=$2; shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +37,7 @@ recipe=(--config "configs/cifar10.py:folder=$data/cifar10" --config.data.pipelin
 cd "$here"
 # SIGINT after TRAIN_S: the loop finishes its step, writes a checkpoint and exits 130 (a rerun resumes); --foreground:
 # one delivery (without it timeout signals the process and its group)
-timeout --foreground -s INT "${TRAIN_S:-430}" $py -m mobilejax.cli train "${recipe[@]}" --workdir "$run" > "$out/train.log" 2>&1
+timeout --foreground -s INT "${TRAIN_S:-480}" $py -m mobilejax.cli train "${recipe[@]}" --workdir "$run" > "$out/train.log" 2>&1
 echo "train exit $? after $(elapsed) s" | tee -a "$out/env.txt"
 for views in "--config.eval_flip=False" "--config.eval_flip=True --config.eval_shift=2"; do
   echo "eval latest $views: $($py -m mobilejax.cli eval --workdir "$run" --checkpoint latest $views 2>&1 | tail -1)" \
