@@ -37,7 +37,8 @@ recipe=(--config "configs/cifar10.py:folder=$data/cifar10" --config.data.pipelin
 cd "$here"
 # SIGINT after TRAIN_S: the loop finishes its step, writes a checkpoint and exits 130 (a rerun resumes); --foreground:
 # one delivery (without it timeout signals the process and its group)
-timeout --foreground -s INT "${TRAIN_S:-480}" $py -m mobilejax.cli train "${recipe[@]}" --workdir "$run" > "$out/train.log" 2>&1
+timeout --foreground -s INT "${TRAIN_S:-480}" $py -m mobilejax.cli train "${recipe[@]}" --workdir "$run" \
+  > "$out/train.log" 2>&1
 echo "train exit $? after $(elapsed) s" | tee -a "$out/env.txt"
 for views in "--config.eval_flip=False" "--config.eval_flip=True --config.eval_shift=2"; do
   echo "eval latest $views: $($py -m mobilejax.cli eval --workdir "$run" --checkpoint latest $views 2>&1 | tail -1)" \
